@@ -1,0 +1,286 @@
+"""Activations: a small immutable record built from a catalogue name, a safe
+string, or a SymPy expression.
+
+The variable is always the real symbol ``x``; parameters are real symbols with
+exact values (decimal strings and floats become exact rationals: ``0.3`` is
+3/10).  ``Activation.expr`` keeps the parameters symbolic, ``Activation.concrete``
+substitutes their values.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .errors import ActivationError, ParseError
+from .gaussian.expclass import as_exp_poly
+from .gaussian.pieces import NotPiecewiseSmooth, split
+from .parsing import parse_expression
+
+X = sp.Symbol("x", real=True)
+
+
+def _p(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+def _catalogue() -> dict[str, tuple[str, Any, dict[str, str]]]:
+    """name -> (description, builder(params) -> expr, default parameter values)."""
+    a, b, alpha, lam = _p("a"), _p("b"), _p("alpha"), _p("lambda_")
+    relu = sp.Max(X, 0)
+    return {
+        "relu": ("ReLU max(x, 0)", lambda: relu, {}),
+        "leaky_relu": ("leaky ReLU, slope alpha for x < 0", lambda: relu + alpha * sp.Min(X, 0), {"alpha": "0.01"}),
+        "abrelu": ("a·x + b·|x| (ReLU at a = b = 1/2)", lambda: a * X + b * sp.Abs(X), {"a": "0.5", "b": "0.5"}),
+        "abs": ("|x|", lambda: sp.Abs(X), {}),
+        "sign": ("sign(x)", lambda: sp.sign(X), {}),
+        "step": ("Heaviside step 1{x > 0}", lambda: sp.Heaviside(X, sp.S.Half), {}),
+        "identity": ("x", lambda: X, {}),
+        "erf": ("erf(a·x)", lambda: sp.erf(a * X), {"a": "1"}),
+        "tanh": ("tanh(x)", lambda: sp.tanh(X), {}),
+        "sigmoid": ("logistic 1/(1 + e^{-x})", lambda: 1 / (1 + sp.exp(-X)), {}),
+        "softplus": ("log(1 + e^x)", lambda: sp.log(1 + sp.exp(X)), {}),
+        "gelu": ("exact GELU x·Φ(x)", lambda: X * (1 + sp.erf(X / sp.sqrt(2))) / 2, {}),
+        "silu": ("SiLU / swish x·sigmoid(x)", lambda: X / (1 + sp.exp(-X)), {}),
+        "elu": ("ELU: x for x > 0, alpha(e^x − 1) otherwise", lambda: relu + alpha * (sp.exp(sp.Min(X, 0)) - 1),
+                {"alpha": "1"}),
+        "selu": ("SELU lambda·ELU_alpha", lambda: lam * (relu + alpha * (sp.exp(sp.Min(X, 0)) - 1)),
+                 {"alpha": "1.6732632423543772848170429916717", "lambda_": "1.0507009873554804934193349852946"}),
+        "mish": ("x·tanh(softplus(x))", lambda: X * sp.tanh(sp.log(1 + sp.exp(X))), {}),
+        "sin": ("sin(a·x)", lambda: sp.sin(a * X), {"a": "1"}),
+        "cos": ("cos(a·x)", lambda: sp.cos(a * X), {"a": "1"}),
+        "exp": ("exp(a·x)", lambda: sp.exp(a * X), {"a": "1"}),
+        "gaussian": ("Gaussian e^{-x²/2}", lambda: sp.exp(-X**2 / 2), {}),
+    }
+
+
+CATALOGUE = _catalogue()
+_INDEXED = re.compile(r"^(hermite|monomial)(\d{1,2})$")
+
+
+def catalogue_names() -> list[str]:
+    return sorted(CATALOGUE) + ["hermiteN", "monomialN"]
+
+
+def exact_number(value: Any, name: str) -> sp.Expr:
+    """An exact SymPy number from a user-supplied parameter value."""
+    if isinstance(value, bool):
+        raise ActivationError(f"parameter {name}: expected a number, got {value!r}")
+    if isinstance(value, sp.Basic):
+        num = value
+    elif isinstance(value, int):
+        num = sp.Integer(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ActivationError(f"parameter {name} must be finite, got {value!r}")
+        num = sp.Rational(repr(value))
+    elif isinstance(value, str):
+        try:
+            num = parse_expression(value, variable="x")
+        except ParseError as exc:
+            raise ActivationError(f"parameter {name}: {exc}") from None
+    else:
+        raise ActivationError(f"parameter {name}: expected a number, got {type(value).__name__}")
+    if num.free_symbols or not num.is_real or not num.is_finite:
+        raise ActivationError(f"parameter {name} must be a finite real number, got {value!r}")
+    return num
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation φ(x) with exact parameter values.
+
+    ``expr`` is in the real symbol :data:`X` with parameters as real symbols;
+    ``params`` maps each parameter name to its exact value.
+    """
+    name: str
+    expr: sp.Expr
+    params: tuple[tuple[str, sp.Expr], ...] = ()
+    description: str = ""
+    source: str = field(default="expression", compare=False)
+
+    @property
+    def x(self) -> sp.Symbol:
+        return X
+
+    @property
+    def param_values(self) -> dict[sp.Symbol, sp.Expr]:
+        return {_p(n): v for n, v in self.params}
+
+    @cached_property
+    def concrete(self) -> sp.Expr:
+        """φ with the parameter values substituted."""
+        return self.expr.xreplace(self.param_values)
+
+    @cached_property
+    def derivative(self) -> sp.Expr:
+        """φ' (a.e.; Dirac parts of jumps dropped, they are handled by the Gaussian rules)."""
+        d = sp.diff(self.concrete, X)
+        return d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+
+    @cached_property
+    def pieces(self):
+        return split(self.concrete, X)
+
+    @cached_property
+    def breakpoints(self) -> tuple[float, ...]:
+        try:
+            return tuple(float(p.lo) for p in self.pieces[1:])
+        except NotPiecewiseSmooth:
+            return ()
+
+    @cached_property
+    def parity(self) -> str | None:
+        e = self.concrete
+        if sp.expand(e.subs(X, -X) + e) == 0:
+            return "odd"
+        if sp.expand(e.subs(X, -X) - e) == 0:
+            return "even"
+        return None
+
+    def mpmath_fn(self):
+        return sp.lambdify(X, self.concrete, "mpmath")
+
+    def numpy_fn(self, derivative: bool = False):
+        return numpy_callable(self.derivative if derivative else self.concrete, X)
+
+    def latex(self) -> str:
+        return sp.latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        return f"$\\phi(x) = {self.latex()}$"
+
+    def __str__(self) -> str:
+        ps = ", ".join(f"{n}={v}" for n, v in self.params)
+        return f"{self.name}: φ(x) = {sp.sstr(self.expr)}" + (f" with {ps}" if ps else "")
+
+
+def numpy_callable(expr: sp.Expr, var: sp.Symbol):
+    """A vectorised NumPy function of ``expr`` (erf from SciPy when present)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+    fn = sp.lambdify(var, expr, modules=[{"erf": _erf_np(), "erfc": lambda t: 1 - _erf_np()(t)}, "numpy"])
+
+    def call(t):
+        t = np.asarray(t, dtype=float)
+        return np.broadcast_to(np.asarray(fn(t), dtype=float), t.shape)
+    return call
+
+
+def _erf_np():
+    try:
+        from scipy.special import erf
+        return erf
+    except ImportError:  # pragma: no cover - exercised only without SciPy
+        return np.vectorize(math.erf, otypes=[float])
+
+
+# ---------------------------------------------------------------- construction
+
+
+def make_activation(spec: Any, params: Mapping[str, Any] | None = None) -> Activation:
+    """Build an Activation from a catalogue name, an expression string, or a SymPy expression."""
+    params = dict(params or {})
+    if isinstance(spec, sp.Basic):
+        act = _from_sympy(spec, params)
+    elif not isinstance(spec, str):
+        raise ActivationError(f"activation must be a name, an expression string or a SymPy expression, "
+                              f"got {type(spec).__name__}")
+    elif spec.strip() in CATALOGUE:
+        act = _from_catalogue(spec.strip(), params)
+    elif _INDEXED.match(spec.strip()):
+        act = _from_indexed(spec.strip(), params)
+    else:
+        expr = parse_expression(spec, variable="x", parameters=list(params))
+        act = _assemble(spec.strip(), expr, params, "", "expression")
+    check_square_integrable(act)
+    return act
+
+
+def _from_catalogue(name: str, params: dict) -> Activation:
+    description, build, defaults = CATALOGUE[name]
+    unknown = set(params) - set(defaults)
+    if unknown:
+        allowed = ", ".join(sorted(defaults)) or "none"
+        raise ActivationError(f"activation {name!r} has no parameter {sorted(unknown)[0]!r} (parameters: {allowed})")
+    merged = {**defaults, **params}
+    return _assemble(name, build(), merged, description, "catalogue")
+
+
+def _from_indexed(name: str, params: dict) -> Activation:
+    if params:
+        raise ActivationError(f"activation {name!r} takes no parameters")
+    kind, n = _INDEXED.match(name).groups()
+    n = int(n)
+    if kind == "hermite":
+        expr = sp.hermite_prob(n, X) / sp.sqrt(sp.factorial(n))
+        return _assemble(name, sp.expand(expr), {}, f"normalised Hermite polynomial He_{n}/√({n}!)", "catalogue")
+    return _assemble(name, X**n, {}, f"monomial x^{n}", "catalogue")
+
+
+def _from_sympy(expr: sp.Basic, params: dict) -> Activation:
+    if not isinstance(expr, sp.Expr):
+        raise ActivationError("a SymPy activation must be an expression")
+    names = set(params)
+    free = [s for s in expr.free_symbols if s.name not in names]
+    if len(free) > 1:
+        raise ActivationError(f"activation has several free symbols {sorted(s.name for s in free)}; "
+                              "give values for the parameters")
+    subs = {s: _p(s.name) for s in expr.free_symbols if s.name in names}
+    if free:
+        subs[free[0]] = X
+    return _assemble(sp.sstr(expr), expr.xreplace(subs), params, "", "sympy")
+
+
+def _assemble(name, expr, params, description, source) -> Activation:
+    values = tuple((n, exact_number(v, n)) for n, v in sorted(params.items()))
+    extra = {s.name for s in expr.free_symbols} - {"x"} - {n for n, _ in values}
+    if extra:
+        raise ActivationError(f"activation uses parameter {sorted(extra)[0]!r} without a value")
+    return Activation(name=name, expr=expr, params=values, description=description, source=source)
+
+
+# ---------------------------------------------------------------- validation
+
+_PROBE = [0.5, 1.5, 3.0, 7.0, 15.0, 30.0]
+
+
+def check_square_integrable(act: Activation) -> None:
+    """Reject φ that is not real and finite on R or not in L²(N(0,1)).
+
+    Exact where φ's unbounded pieces are exp-polynomial (need Re b < 1/4 in
+    exp(a x + b x²)); otherwise a growth test: log|φ(t)| must stay below
+    t²/4 − 2 log t at |t| = 30, and φ must be finite and real at the probes.
+    """
+    try:
+        pieces = split(act.concrete, X)
+    except NotPiecewiseSmooth:
+        pieces = ()
+    for piece in pieces:
+        if piece.lo != -sp.oo and piece.hi != sp.oo:
+            continue
+        terms = as_exp_poly(piece.expr, X)
+        for term in terms or ():
+            if sp.re(term.b).is_number and sp.re(term.b) >= sp.Rational(1, 4):
+                raise ActivationError(f"activation {act.name!r} is not square-integrable under N(0,1) "
+                                      f"(it grows like exp({sp.sstr(term.b)}·x²))")
+    fn = act.mpmath_fn()
+    with mpmath.workdps(30):
+        for t in _PROBE + [-p for p in _PROBE]:
+            try:
+                v = mpmath.mpmathify(fn(mpmath.mpf(t)))
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError) as exc:
+                raise ActivationError(f"activation {act.name!r} cannot be evaluated at x = {t}: {exc}") from None
+            if isinstance(v, mpmath.mpc) and abs(v.imag) > 1e-20 * max(1, abs(v.real)):
+                raise ActivationError(f"activation {act.name!r} is not real-valued at x = {t}")
+            v = mpmath.re(v)
+            if not mpmath.isfinite(v):
+                raise ActivationError(f"activation {act.name!r} is not finite at x = {t}")
+            if abs(t) == 30.0 and v != 0 and mpmath.log(abs(v)) > t * t / 4 - 2 * math.log(abs(t)):
+                raise ActivationError(f"activation {act.name!r} grows too fast to be square-integrable "
+                                      "under N(0,1)")

@@ -1,0 +1,154 @@
+"""Command-line interface: a thin layer over the Python API.
+
+User errors print one line on stderr and exit with status 2; nothing is
+written unless the whole result is ready (files are written to a temporary
+name in the target directory and renamed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from . import derivation as api
+from .errors import InputError, NtksymError
+from .summary import summary_text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2, no usage dump
+        raise SystemExit(_fail(f"{message} (see 'ntksym {self.prog.split()[-1]} --help')"
+                               if " " in self.prog else message))
+
+
+def _fail(message: str) -> int:
+    print(f"ntksym: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _params(pairs) -> dict:
+    out = {}
+    for item in pairs or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise NtksymError(f"--param expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _network_args(p, depth_required=True):
+    p.add_argument("--depth", type=int, required=depth_required, default=None if depth_required else 1,
+                   help="number of hidden layers L (activations)")
+    p.add_argument("--sigma-w", type=float, default=1.0, help="weight standard deviation σ_w (W_std)")
+    p.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation σ_b (b_std)")
+    p.add_argument("--parameterization", choices=["ntk", "standard"], default="ntk")
+    p.add_argument("--width", type=int, default=None, help="hidden width (standard parameterization only)")
+
+
+def _activation_args(p):
+    p.add_argument("activation", help="catalogue name (relu, erf, gelu, ...) or an expression in x")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="activation parameter (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ntksym", description="Symbolic NNGP/NTK derivations for fully-connected networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("derive", help="print the derivation summary")
+    _activation_args(p)
+    _network_args(p)
+    p.add_argument("--order", type=int, default=8, help="number of Hermite coefficients shown")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("hermite", help="Hermite coefficients μ_k = E[φ(Z) h_k(Z)]")
+    _activation_args(p)
+    p.add_argument("--order", type=int, required=True, help="number of coefficients K (k = 0..K-1)")
+    p.add_argument("--digits", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("kernel", help="NNGP/NTK Gram matrices on data")
+    _activation_args(p)
+    _network_args(p)
+    p.add_argument("--inputs", required=True, help=".npy file, shape (n1, d)")
+    p.add_argument("--inputs2", help=".npy file, shape (n2, d) (default: inputs)")
+    p.add_argument("--out", required=True, help="output .npz with arrays nngp and ntk")
+    return parser
+
+
+def _load(path: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot read {path} as a .npy array ({str(exc).splitlines()[0]})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path} holds several arrays; expected one .npy array")
+    return arr
+
+
+def _write_npz_atomic(path: str, **arrays) -> None:
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise InputError(f"output directory does not exist: {directory}")
+    fd, tmp = tempfile.mkstemp(prefix=".ntksym-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_hermite(args) -> int:
+    if args.order < 1 or args.order > 500:
+        raise NtksymError("--order must be between 1 and 500")
+    if args.digits < 1 or args.digits > 1000:
+        raise NtksymError("--digits must be between 1 and 1000")
+    series = api.hermite(args.activation, args.order, args.digits, _params(args.param))
+    rows = [{"k": c.k, "exact": None if c.exact is None else str(c.exact),
+             "value": c.value_str(args.digits), "route": c.route} for c in series.coefficients]
+    if args.json:
+        print(json.dumps({"activation": args.activation, "coefficients": rows}))
+    else:
+        for r in rows:
+            print(f"mu_{r['k']:<3d} {r['value']:>{args.digits + 8}}  {r['exact'] or '':30s} [{r['route']}]")
+    return 0
+
+
+def cmd_kernel(args) -> int:
+    x1 = _load(args.inputs)
+    x2 = _load(args.inputs2) if args.inputs2 else None
+    nngp, ntk = api.kernel(args.activation, x1, x2, args.depth, args.sigma_w, args.sigma_b,
+                           _params(args.param), args.parameterization, args.width)
+    _write_npz_atomic(args.out, nngp=nngp.astype(np.float64), ntk=ntk.astype(np.float64))
+    return 0
+
+
+def cmd_derive(args) -> int:
+    d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
+                   args.parameterization, args.width, order=args.order)
+    print(summary_text(d, as_json=args.json))
+    return 0
+
+
+COMMANDS = {"derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    except NtksymError as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
