@@ -25,14 +25,59 @@ def _safe_modules():
     }, "numpy"]
 
 
+def stable_form(expr: sp.Expr) -> sp.Expr:
+    """Rewrite asin(N/√M) as atan2(N, √(M − N²)).
+
+    asin is ill-conditioned at ±1: a rounding error ε in its argument costs
+    √(2ε) ≈ 1e-8 on the diagonal c = √(q₁q₂).  The atan2 form has the radicand
+    q₁q₂ − c², which is exactly 0 there.
+    """
+    def rewrite(a):
+        num, den = sp.fraction(sp.together(a.args[0]))
+        if not den.has(Q1, Q2):
+            return a
+        radicand = sp.expand(sp.powsimp(den**2, force=True))
+        return sp.atan2(num, sp.sqrt(sp.expand(radicand - num**2)))
+    return expr.replace(lambda e: isinstance(e, sp.asin), rewrite)
+
+
+_SCALE = sp.Symbol("_scale", positive=True)
+
+
+class SafeSqrt(sp.Function):
+    """√t with t snapped to 0 when it is below rounding level relative to ``scale``."""
+    nargs = 2
+
+
+def _snap_radicands(expr: sp.Expr) -> sp.Expr:
+    def rewrite(p):
+        k2 = 2 * p.exp
+        return SafeSqrt(p.base, _SCALE) ** int(k2)
+    return expr.replace(lambda e: e.is_Pow and e.base.has(C) and e.exp.is_Rational and e.exp.q == 2, rewrite)
+
+
+def _safe_sqrt(t, scale):
+    t = np.asarray(t, dtype=float)
+    return np.sqrt(np.where(t <= 32 * np.finfo(float).eps * scale, 0.0, t))
+
+
 def compile_closed_form(expr: sp.Expr):
-    fn = sp.lambdify((Q1, Q2, C), expr, modules=_safe_modules())
+    """A NumPy function f(q1, q2, c) of a dual-kernel closed form, exact on the diagonal.
+
+    Radicands that contain c (q₁q₂ − c² and its relatives) are snapped to 0
+    when they are below rounding level (32 ε·(1 + q₁)(1 + q₂)), so duplicated
+    points give exactly the diagonal value whatever the summation order that
+    produced c.
+    """
+    mods = _safe_modules()
+    mods[0]["SafeSqrt"] = _safe_sqrt
+    fn = sp.lambdify((Q1, Q2, C, _SCALE), _snap_radicands(stable_form(expr)), modules=mods)
 
     def call(q1, q2, c):
         q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
-        lim = np.sqrt(q1 * q2)
+        scale = (1 + np.abs(q1)) * (1 + np.abs(q2))
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = fn(q1, q2, np.clip(c, -lim, lim))
+            out = fn(q1, q2, c, scale)
         return np.broadcast_to(np.asarray(out, dtype=float), q1.shape)
     return call
 
