@@ -24,6 +24,23 @@ def hermite_ref(fn, k: int, breakpoints=(), dps: int = DPS):
         return +(val / mpmath.sqrt(mpmath.factorial(k)))
 
 
+def dual_ref_smooth(f, g, q1, q2, c, n: int = 80, dps: int = 25):
+    """E[f(u) g(v)] for smooth (entire) f, g by an n×n Gauss–Hermite product
+    rule with nodes computed by mpmath at ``dps`` digits (checked against n/2)."""
+    with mpmath.workdps(dps):
+        x, w = mpmath.gauss_quadrature(n, "hermite")
+        q1, q2, c = mpmath.mpf(q1), mpmath.mpf(q2), mpmath.mpf(c)
+        z = [mpmath.sqrt(2) * t for t in x]
+        w = [t / mpmath.sqrt(mpmath.pi) for t in w]
+        a = c / mpmath.sqrt(q1)
+        b = mpmath.sqrt(max(q2 - a * a, 0))
+        total = mpmath.mpf(0)
+        for zi, wi in zip(z, w):
+            fu = f(mpmath.sqrt(q1) * zi)
+            total += wi * fu * mpmath.fsum(wj * g(a * zi + b * zj) for zj, wj in zip(z, w))
+        return +total
+
+
 def dual_ref(f, g, q1, q2, c, dps: int = DPS):
     """E[f(u) g(v)], (u, v) ~ N(0, [[q1, c], [c, q2]]), kinks of f, g at 0."""
     with mpmath.workdps(dps + 5):
