@@ -127,16 +127,17 @@ def recursion(dual: DualKernels, net: Network, symbolic_sigmas: bool = False) ->
     }
     layers = [Layer(0, s0, eq0)]
     khat, kdot = _kernel_fn(dual.khat, "Sigmahat"), _kernel_fn(dual.kdot, "Sigmadot")
+    q = sp.Symbol("q", positive=True)
+    diag = dual.diagonal("khat")  # simplified once, reused by every layer
+    khat_diag = (lambda s: diag.xreplace({q: s})) if diag is not None else (lambda s: khat(s, s, s))
     for l in range(1, net.depth + 1):
         prev, cur = layers[-1].symbols, _layer_symbols(l)
         args = (prev["Sigma_xx"], prev["Sigma_yy"], prev["Sigma_xy"])
-        diag_x = (prev["Sigma_xx"], prev["Sigma_xx"], prev["Sigma_xx"])
-        diag_y = (prev["Sigma_yy"], prev["Sigma_yy"], prev["Sigma_yy"])
         weight_term = sw**2 * khat(*args) if net.parameterization == "ntk" else net.width * khat(*args)
         bias_term = sb**2 if net.parameterization == "ntk" else sp.Integer(1)
         eq = {
-            "Sigma_xx": sp.simplify(sw**2 * khat(*diag_x) + sb**2),
-            "Sigma_yy": sp.simplify(sw**2 * khat(*diag_y) + sb**2),
+            "Sigma_xx": sw**2 * khat_diag(prev["Sigma_xx"]) + sb**2,
+            "Sigma_yy": sw**2 * khat_diag(prev["Sigma_yy"]) + sb**2,
             "Sigma_xy": sw**2 * khat(*args) + sb**2,
             "Sigmadot_xy": kdot(*args),
             "Theta_xy": (cur["Sigma_xy"] if net.parameterization == "ntk" else weight_term + bias_term)
