@@ -5,11 +5,7 @@ import json
 
 import sympy as sp
 
-from .gaussian.kform import K
-
-
-def _pretty(e) -> str:
-    return "(no closed form)" if e is None else sp.sstr(e)
+from .templating import render
 
 
 def summary_dict(d) -> dict:
@@ -36,28 +32,10 @@ def summary_dict(d) -> dict:
 
 
 def summary_text(d, as_json: bool = False) -> str:
+    data = summary_dict(d)
     if as_json:
-        return json.dumps(summary_dict(d), indent=2)
-    act, net = d.activation, d.network
-    lines = [f"Activation  {act}", f"Network     depth L = {net.depth}, sigma_w = {net.sigma_w:g}, "
-             f"sigma_b = {net.sigma_b:g}, parameterization = {net.parameterization}"
-             + (f", width = {net.width}" if net.width else ""),
-             "Convention  neural-tangents stax: serial([Dense, phi] * L, Dense); NNGP = Sigma^(L), NTK = Theta^(L)",
-             "", "Hermite coefficients mu_k = E[phi(Z) He_k(Z)/sqrt(k!)]"]
-    for c in d.hermite.coefficients:
-        exact = "" if c.exact is None else f"= {sp.sstr(c.exact)}"
-        lines.append(f"  mu_{c.k:<2d} {c.value_str(d.hermite.digits):>24}  {exact}  [{c.route}]")
-    if d.hermite.closed_form is not None:
-        lines.append(f"  for k >= {d.hermite.closed_form_from}: mu_k = {sp.sstr(d.hermite.closed_form)}")
-    lines += ["", "Dual kernels, (u, v) ~ N(0, [[q1, c], [c, q2]])",
-              f"  E[phi(u)phi(v)]   = {_pretty(d.dual.khat)}", f"      [{d.dual.route_hat}]",
-              f"  E[phi'(u)phi'(v)] = {_pretty(d.dual.kdot)}"
-              + ("   (distributional: infinite at c = ±sqrt(q1 q2))" if d.dual.kdot_distributional else ""),
-              f"      [{d.dual.route_dot}]",
-              f"  numeric evaluation: {d.kernel_route}", "",
-              "Recursion (per layer; symbols refer to the previous layer)"]
-    for layer in d.recursion.layers:
-        for key, eq in layer.equations.items():
-            lines.append(f"  {sp.sstr(layer.symbols[key])} = {sp.sstr(eq)}")
-    lines += ["", "Stage times: " + ", ".join(f"{n} {t:.2f} s" for n, t in d.timings)]
-    return "\n".join(lines)
+        return json.dumps(data, indent=2)
+    return render("summary.txt.j2", activation=str(d.activation), net=data["network"], hermite=data["hermite"],
+                  closed_form=data["hermite_closed_form_in_k"], dual=data["dual_kernels"],
+                  numeric_route=data["numeric_kernel_route"], recursion=data["recursion"],
+                  timings=data["timings_s"]).rstrip()

@@ -53,7 +53,10 @@ class DualKernels:
         if e is None:
             return None
         q = sp.Symbol("q", positive=True)
-        return tidy(e.subs({Q1: q, Q2: q}).subs(C, q))
+        e = e.subs({Q1: q, Q2: q}).subs(C, q)
+        e = e.replace(lambda t: t.is_Pow and t.exp.is_Rational and t.exp.q == 2,
+                      lambda t: sp.factor(t.base) ** t.exp)
+        return tidy(e)
 
 
 def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKernels:
@@ -109,7 +112,7 @@ def _price(expr, x) -> DualKernels:
     route = f"exact: Price's theorem, n = {n} ({rule}), integrated {n}× in c from c = 0"
     khat = tidy(forms[0].to_expr(), 3)
     kdot = tidy(forms[1].to_expr(), 3)
-    return DualKernels(khat, kdot, route, route, kdot_distributional=(n == 1))
+    return DualKernels(khat, kdot, route, route, kdot_distributional=(n == 1 and "δ" in rule))
 
 
 def _jumps(pieces, x, order: int) -> list[sp.Expr]:
