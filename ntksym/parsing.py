@@ -51,6 +51,7 @@ MAX_HERMITE_DEGREE = 60      # largest n in He(n, x)
 MAX_NUMBER_BITS = 4096       # largest exact number anywhere (keeps it cheap and printable)
 MAX_ROOT_BASE_BITS = 1024    # largest number raised to a fractional power (SymPy factors it)
 MAX_TREE_SIZE = 50_000       # SymPy nodes of the result, counted as a tree
+MAX_ARGUMENT_LOG2 = 1024     # numeric function arguments and exponents stay within 2**(+-1024)
 
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "e": sympy.E}
 _RESERVED = ("pi", "E")      # constants that cannot be redeclared; "e" can
@@ -64,34 +65,98 @@ def _fail(message: str) -> NoReturn:
 # ------------------------------------------------------------ cost guards
 
 
-def _measure(expr: sympy.Basic) -> tuple[int, int]:
-    """(tree size, largest bit length of an exact number) of ``expr``.
+class _Stats(NamedTuple):
+    size: int        # nodes of the expression counted as a tree
+    bits: int        # bit length of its largest exact number
+    numeric: bool    # True when it contains no symbol
+    log2: float      # numeric only: an upper bound of |log2 |value|| (inf when unknown)
+
+
+def _exp2(power: float) -> float:
+    return math.inf if power > 1e4 else 2.0 ** power
+
+
+def _log2_bound(node: sympy.Basic, args: list[_Stats]) -> float:
+    """Bound |log2 |value|| of a numeric node from its arguments' bounds.
+
+    Only the growth side matters for cost, so cancellation in sums is ignored.
+    """
+    logs = [arg.log2 for arg in args]
+    if isinstance(node, sympy.Add):
+        return max(logs) + math.log2(len(logs))
+    if isinstance(node, sympy.Mul):
+        return sum(logs)
+    if isinstance(node, sympy.Pow):
+        return logs[0] * _exp2(logs[1]) if logs[0] else 0.0
+    if isinstance(node, (sympy.exp, sympy.sinh, sympy.cosh)):
+        return 1.45 * _exp2(logs[0]) + 1
+    if isinstance(node, sympy.erfc):
+        return 1.45 * _exp2(2 * logs[0]) + 2
+    if isinstance(node, sympy.tan):
+        return 8 * logs[0] + 8
+    return max(logs) + 2  # log, asinh and the bounded functions (erf, tanh, sin, Abs, Max, ...)
+
+
+def _measure(expr: sympy.Basic) -> _Stats:
+    """Size and magnitude statistics of ``expr``.
 
     Shared subexpressions are visited once, so this is cheap even when the tree
     (e.g. nested ``He`` expansions) is exponentially larger than the DAG.
     """
-    memo: dict[sympy.Basic, tuple[int, int]] = {}
+    memo: dict[sympy.Basic, _Stats] = {}
 
-    def visit(node: sympy.Basic) -> tuple[int, int]:
+    def visit(node: sympy.Basic) -> _Stats:
         if node not in memo:
             if isinstance(node, sympy.Rational):
-                memo[node] = (1, max(abs(node.p).bit_length(), node.q.bit_length()))
+                bits = max(abs(node.p).bit_length(), node.q.bit_length())
+                log2 = abs(math.log2(abs(node.p)) - math.log2(node.q)) if node.p else 0.0
+                memo[node] = _Stats(1, bits, True, log2)
+            elif not node.args:  # a symbol, or a constant such as pi, E, I, zoo
+                numeric = not isinstance(node, sympy.Symbol)
+                memo[node] = _Stats(1, 0, numeric, 2.0 if numeric else math.inf)
             else:
-                sizes = [visit(arg) for arg in node.args]
-                memo[node] = (1 + sum(s for s, _ in sizes), max((b for _, b in sizes), default=0))
+                args = [visit(arg) for arg in node.args]
+                numeric = all(arg.numeric for arg in args)
+                memo[node] = _Stats(1 + sum(arg.size for arg in args), max(arg.bits for arg in args),
+                                    numeric, _log2_bound(node, args) if numeric else math.inf)
         return memo[node]
 
     return visit(expr)
 
 
+def _subexpressions(expr: sympy.Basic) -> set[sympy.Basic]:
+    """The distinct subexpressions of ``expr`` (each shared one once)."""
+    seen: set[sympy.Basic] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return seen
+
+
+def _check_argument(arg: sympy.Expr) -> None:
+    """Refuse a numeric function argument beyond 2**(+-MAX_ARGUMENT_LOG2).
+
+    SymPy evaluates numeric arguments (to decide signs, comparability, ...) and
+    e.g. exp(exp(10**9)) would need a billion bits of precision.
+    """
+    stats = _measure(arg)
+    if stats.numeric and stats.log2 > MAX_ARGUMENT_LOG2:
+        _fail("a numeric function argument or exponent is too large (or too small) to evaluate")
+
+
 def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
-    """Refuse ``base**exponent`` when SymPy would compute a huge exact number."""
+    """Refuse ``base**exponent`` when SymPy would compute a huge number."""
+    b, e = _measure(base), _measure(exponent)
+    if e.numeric and e.log2 + math.log2(1 + (b.log2 if b.numeric else 0)) > MAX_ARGUMENT_LOG2:
+        _fail("a numeric function argument or exponent is too large (or too small) to evaluate")
     if not exponent.is_Rational:
         return  # symbolic or irrational exponents are kept unevaluated
     if abs(exponent) > MAX_EXPONENT:
         _fail(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")
-    bits = _measure(base)[1]
-    if bits * max(abs(exponent), 1) > MAX_NUMBER_BITS or (not exponent.is_Integer and bits > MAX_ROOT_BASE_BITS):
+    if b.bits * max(abs(exponent), 1) > MAX_NUMBER_BITS or (not exponent.is_Integer and b.bits > MAX_ROOT_BASE_BITS):
         _fail("a number in the activation would be too large to compute")
 
 
@@ -105,7 +170,8 @@ def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
 
 def _exp(arg: sympy.Expr) -> sympy.Expr:
     """``exp(arg)``; SymPy rewrites ``exp(c*log(b))`` as ``b**c``, so such c, b are checked."""
-    for node in sympy.preorder_traversal(arg):
+    _check_argument(arg)
+    for node in _subexpressions(arg):
         if isinstance(node, sympy.Mul):
             coeff, rest = node.as_coeff_Mul()
             for factor in sympy.Mul.make_args(rest):
@@ -160,7 +226,7 @@ def _hermite(n: sympy.Expr, arg: sympy.Expr) -> sympy.Expr:
         _fail(f"He(n, x) needs a literal integer degree 0 <= n <= {MAX_HERMITE_DEGREE}, got {n}")
     coefficients = _hermite_coefficients(int(n))
     result = sympy.Add(*[c * _power(arg, sympy.Integer(k)) for k, c in enumerate(coefficients) if c])
-    if _measure(result)[0] > MAX_TREE_SIZE:
+    if _measure(result).size > MAX_TREE_SIZE:
         _fail("the activation is too large once He(n, x) is expanded")
     return result
 
@@ -399,7 +465,10 @@ class _Builder:
         if any(isinstance(arg, ast.Starred) for arg in node.args):
             self.fail(node, f"*-arguments are not allowed (in the call to {name})")
         self.check_arity(node, name, spec)
-        return spec.build(*[self.build(arg) for arg in node.args])
+        args = [self.build(arg) for arg in node.args]
+        for arg in args:
+            _check_argument(arg)
+        return spec.build(*args)
 
     def check_arity(self, node: ast.Call, name: str, spec: _Function) -> None:
         given = len(node.args)
@@ -418,16 +487,18 @@ class _Builder:
 
 def _check_result(expr: sympy.Expr, names: dict[str, sympy.Expr]) -> sympy.Expr:
     """Final checks: bounded size, finite, real constants, only declared symbols."""
-    size, bits = _measure(expr)
-    if size > MAX_TREE_SIZE:
+    stats = _measure(expr)
+    if stats.size > MAX_TREE_SIZE:
         _fail(f"the activation is too large (more than {MAX_TREE_SIZE} SymPy nodes)")
-    if bits > MAX_NUMBER_BITS:
+    if stats.bits > MAX_NUMBER_BITS:
         _fail("a number in the activation is too large")
-    if expr.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+    parts = _subexpressions(expr)
+    if parts & {sympy.nan, sympy.zoo, sympy.oo, -sympy.oo}:
         _fail("the activation contains an infinite or undefined value (division by zero?)")
-    if expr.has(sympy.I) or any(p.is_number and p.is_extended_real is False for p in expr.atoms(sympy.Pow)):
+    if sympy.I in parts or any(isinstance(p, sympy.Pow) and _measure(p).numeric and p.is_extended_real is False
+                               for p in parts):
         _fail("the activation contains a non-real constant (e.g. sqrt(-1) or log(-1))")
-    extra = expr.free_symbols - {v for v in names.values() if isinstance(v, sympy.Symbol)}
+    extra = {p for p in parts if isinstance(p, sympy.Symbol)} - set(names.values())
     if extra:
         _fail(f"the activation depends on undeclared symbols: {', '.join(sorted(map(str, extra)))}")
     return expr

@@ -35,13 +35,22 @@ def _split_term(term: sp.Expr, z: sp.Symbol):
     return sp.expand(exponent), rest
 
 
+def _foreign(node: sp.Basic, z: sp.Symbol) -> bool:
+    """A node that cannot occur in an exp-polynomial: a non-exp function of z, or
+    z inside a negative or fractional power (1/(1 + e^{−z}), √z, ...)."""
+    if isinstance(node, sp.Function) and not isinstance(node, sp.exp):
+        return node.has(z)
+    if node.is_Pow and node.base.has(z) and not isinstance(node.base, sp.exp):
+        return not (node.exp.is_Integer and node.exp >= 0)
+    return False
+
+
 def as_exp_poly(expr: sp.Expr, z: sp.Symbol, max_terms: int = 64) -> tuple[ExpPolyTerm, ...] | None:
     """Decompose ``expr`` into exp-polynomial terms, or None if it is not in the class."""
     e = expr
     if e.has(*_TRIG):
         e = e.rewrite(sp.exp)
-    if any(isinstance(f, sp.Function) and not isinstance(f, sp.exp) and f.has(z)
-           for f in sp.preorder_traversal(e)):
+    if any(_foreign(f, z) for f in sp.preorder_traversal(e)):
         return None
     e = sp.expand(e, deep=True, power_base=False, log=False, multinomial=True)
     terms = sp.Add.make_args(e)
