@@ -143,6 +143,9 @@ COMMANDS = {"derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel}
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # never crash on a terminal that cannot show φ or Σ
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -42,8 +42,9 @@ def hermite(spec: Any, order: int, digits: int = 20, params: Mapping[str, Any] |
                 coeffs.append(HermiteCoefficient(k, e, mpmath.mpf(sp.N(e, digits + 5)), route))
             else:
                 value, err = numeric[k]
+                why = route[len("numeric ("):-1] if route.startswith("numeric (") else "exact route not requested"
                 coeffs.append(HermiteCoefficient(k, None, value, f"numeric: Gauss–Legendre quadrature "
-                                                 f"(est. error {err:.1e})", err))
+                                                 f"(est. error {err:.1e}; {why})", err))
     form, start = closed_form_in_k(act)
     return HermiteSeries(tuple(coeffs), digits, form, start)
 

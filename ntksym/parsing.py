@@ -49,7 +49,6 @@ MAX_EXPONENT = 200           # largest |exponent| of a numeric exponent
 MAX_LITERAL_EXP10 = 400      # largest |k| in a decimal literal 1.5e<k>
 MAX_HERMITE_DEGREE = 60      # largest n in He(n, x)
 MAX_NUMBER_BITS = 4096       # largest exact number anywhere (keeps it cheap and printable)
-MAX_ROOT_BASE_BITS = 1024    # largest number raised to a fractional power (SymPy factors it)
 MAX_TREE_SIZE = 50_000       # SymPy nodes of the result, counted as a tree
 MAX_ARGUMENT_LOG2 = 1024     # numeric function arguments and exponents stay within 2**(+-1024)
 
@@ -65,23 +64,27 @@ def _fail(message: str) -> NoReturn:
 # ------------------------------------------------------------ cost guards
 
 
+_NON_REAL = "the activation contains a non-real constant (e.g. sqrt(-1), log(-1) or (-8)**(1/3))"
+
+
 class _Stats(NamedTuple):
-    size: int        # nodes of the expression counted as a tree
-    bits: int        # bit length of its largest exact number
-    numeric: bool    # True when it contains no symbol
-    log2: float      # numeric only: an upper bound of |log2 |value|| (inf when unknown)
+    size: int         # nodes of the expression counted as a tree
+    bits: int         # bit length of its largest exact number
+    numeric: bool     # True when it contains no symbol
+    log2: float       # numeric only: an upper bound of |log2 |value|| (inf when unknown)
+    peak: float       # the largest such bound over its numeric subexpressions
+    imaginary: bool   # contains the imaginary unit
 
 
 def _exp2(power: float) -> float:
-    return math.inf if power > 1e4 else 2.0 ** power
+    return math.inf if power > 1000 else 2.0 ** power
 
 
-def _log2_bound(node: sympy.Basic, args: list[_Stats]) -> float:
+def _log2_bound(node: sympy.Basic, logs: list[float]) -> float:
     """Bound |log2 |value|| of a numeric node from its arguments' bounds.
 
     Only the growth side matters for cost, so cancellation in sums is ignored.
     """
-    logs = [arg.log2 for arg in args]
     if isinstance(node, sympy.Add):
         return max(logs) + math.log2(len(logs))
     if isinstance(node, sympy.Mul):
@@ -97,8 +100,18 @@ def _log2_bound(node: sympy.Basic, args: list[_Stats]) -> float:
     return max(logs) + 2  # log, asinh and the bounded functions (erf, tanh, sin, Abs, Max, ...)
 
 
+def _leaf_stats(node: sympy.Basic) -> _Stats:
+    if isinstance(node, sympy.Rational):
+        bits = max(abs(node.p).bit_length(), node.q.bit_length())
+        log2 = abs(math.log2(abs(node.p)) - math.log2(node.q)) if node.p else 0.0
+        return _Stats(1, bits, True, log2, log2, False)
+    if isinstance(node, sympy.Symbol):
+        return _Stats(1, 0, False, math.inf, 0.0, False)
+    return _Stats(1, 0, True, 2.0, 2.0, node is sympy.I)  # pi, E, I, zoo, ...
+
+
 def _measure(expr: sympy.Basic) -> _Stats:
-    """Size and magnitude statistics of ``expr``.
+    """Size, number and magnitude statistics of ``expr``.
 
     Shared subexpressions are visited once, so this is cheap even when the tree
     (e.g. nested ``He`` expansions) is exponentially larger than the DAG.
@@ -107,18 +120,15 @@ def _measure(expr: sympy.Basic) -> _Stats:
 
     def visit(node: sympy.Basic) -> _Stats:
         if node not in memo:
-            if isinstance(node, sympy.Rational):
-                bits = max(abs(node.p).bit_length(), node.q.bit_length())
-                log2 = abs(math.log2(abs(node.p)) - math.log2(node.q)) if node.p else 0.0
-                memo[node] = _Stats(1, bits, True, log2)
-            elif not node.args:  # a symbol, or a constant such as pi, E, I, zoo
-                numeric = not isinstance(node, sympy.Symbol)
-                memo[node] = _Stats(1, 0, numeric, 2.0 if numeric else math.inf)
+            if not node.args:
+                memo[node] = _leaf_stats(node)
             else:
                 args = [visit(arg) for arg in node.args]
                 numeric = all(arg.numeric for arg in args)
-                memo[node] = _Stats(1 + sum(arg.size for arg in args), max(arg.bits for arg in args),
-                                    numeric, _log2_bound(node, args) if numeric else math.inf)
+                log2 = _log2_bound(node, [arg.log2 for arg in args]) if numeric else math.inf
+                memo[node] = _Stats(1 + sum(arg.size for arg in args), max(arg.bits for arg in args), numeric,
+                                    log2, max([log2 if numeric else 0.0] + [arg.peak for arg in args]),
+                                    any(arg.imaginary for arg in args))
         return memo[node]
 
     return visit(expr)
@@ -136,48 +146,86 @@ def _subexpressions(expr: sympy.Basic) -> set[sympy.Basic]:
     return seen
 
 
-def _check_argument(arg: sympy.Expr) -> None:
-    """Refuse a numeric function argument beyond 2**(+-MAX_ARGUMENT_LOG2).
+def _check_operand(value: sympy.Expr) -> None:
+    """Refuse a function argument with a number beyond 2**(+-MAX_ARGUMENT_LOG2), or non-real.
 
-    SymPy evaluates numeric arguments (to decide signs, comparability, ...) and
-    e.g. exp(exp(10**9)) would need a billion bits of precision.
+    SymPy evaluates the numbers inside arguments (to decide signs, comparisons,
+    ...), and e.g. ``exp(exp(10**9))`` would need a billion bits of precision.
     """
-    stats = _measure(arg)
-    if stats.numeric and stats.log2 > MAX_ARGUMENT_LOG2:
-        _fail("a numeric function argument or exponent is too large (or too small) to evaluate")
+    stats = _measure(value)
+    if stats.peak > MAX_ARGUMENT_LOG2:
+        _fail("a number in a function argument is too large (or too small) to evaluate")
+    if stats.imaginary:
+        _fail(_NON_REAL)
 
 
 def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
-    """Refuse ``base**exponent`` when SymPy would compute a huge number."""
+    """Refuse ``base**exponent`` when SymPy would compute a huge or non-real number.
+
+    Recurses where SymPy merges powers: ``(b**e)**f -> b**(e*f)``,
+    ``(a*b)**f -> a**f*b**f`` and ``exp(a)**f -> exp(a*f)``.
+    """
     b, e = _measure(base), _measure(exponent)
-    if e.numeric and e.log2 + math.log2(1 + (b.log2 if b.numeric else 0)) > MAX_ARGUMENT_LOG2:
-        _fail("a numeric function argument or exponent is too large (or too small) to evaluate")
-    if not exponent.is_Rational:
-        return  # symbolic or irrational exponents are kept unevaluated
-    if abs(exponent) > MAX_EXPONENT:
-        _fail(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")
-    if b.bits * max(abs(exponent), 1) > MAX_NUMBER_BITS or (not exponent.is_Integer and b.bits > MAX_ROOT_BASE_BITS):
-        _fail("a number in the activation would be too large to compute")
+    if e.peak + math.log2(1 + (b.log2 if b.numeric else 0.0)) > MAX_ARGUMENT_LOG2 or e.imaginary:
+        _fail("an exponent is too large (or too small) to evaluate")
+    if b.numeric and exponent.is_Rational:  # SymPy computes b**(p/q) exactly, factoring b
+        size = abs(exponent.p) if exponent.q == 1 else max(abs(exponent.p), exponent.q, b.bits)
+        if b.bits * size > MAX_NUMBER_BITS:
+            _fail("a number in the activation would be too large to compute")
+    if b.numeric and exponent.is_integer is not True and base.is_extended_negative:
+        _fail(_NON_REAL)
+    if isinstance(base, sympy.Pow):
+        _check_power(base.base, base.exp * exponent)
+    elif isinstance(base, sympy.Mul):
+        for factor in base.args:
+            _check_power(factor, exponent)
+    elif isinstance(base, sympy.exp):
+        _check_exp(base.args[0] * exponent)
 
 
-def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
-    """``base**exponent`` after the cost check (``E**y`` goes through :func:`_exp`)."""
-    if base is sympy.E:
-        return _exp(exponent)
-    _check_power(base, exponent)
-    return sympy.Pow(base, exponent)
+def _check_product(factors: list[sympy.Expr]) -> None:
+    """SymPy merges numeric powers in products: ``2**a*2**b -> 2**(a+b)`` and
+    ``a**r*b**r -> (a*b)**r``; check the merged powers before they are computed."""
+    by_base: dict[sympy.Expr, list[sympy.Expr]] = {}
+    for factor in factors:
+        for part in sympy.Mul.make_args(factor):
+            base, exponent = part.as_base_exp()
+            if base.is_Rational and exponent.is_Rational:
+                by_base.setdefault(base, []).append(exponent)
+    by_exponent: dict[sympy.Expr, int] = {}
+    for base, exponents in by_base.items():
+        total = sympy.Add(*exponents)
+        _check_power(base, total)
+        by_exponent[total] = by_exponent.get(total, 0) + _measure(base).bits
+    for exponent, bits in by_exponent.items():
+        if not exponent.is_Integer and bits * max(abs(exponent.p), exponent.q, bits) > MAX_NUMBER_BITS:
+            _fail("a number in the activation would be too large to compute")
 
 
-def _exp(arg: sympy.Expr) -> sympy.Expr:
-    """``exp(arg)``; SymPy rewrites ``exp(c*log(b))`` as ``b**c``, so such c, b are checked."""
-    _check_argument(arg)
+def _check_exp(arg: sympy.Expr) -> None:
+    """Checks for ``exp(arg)``; SymPy rewrites ``exp(c*log(b))`` as ``b**c``."""
+    _check_operand(arg)
     for node in _subexpressions(arg):
         if isinstance(node, sympy.Mul):
             coeff, rest = node.as_coeff_Mul()
             for factor in sympy.Mul.make_args(rest):
                 if isinstance(factor, sympy.log):
                     _check_power(factor.args[0], coeff)
+
+
+def _exp(arg: sympy.Expr) -> sympy.Expr:
+    _check_exp(arg)
     return sympy.exp(arg)
+
+
+def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
+    """``base**exponent`` after the cost checks (``E**y`` is ``exp(y)``)."""
+    if exponent.is_Rational and abs(exponent) > MAX_EXPONENT:
+        _fail(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")
+    if base is sympy.E:
+        return _exp(exponent)
+    _check_power(base, exponent)
+    return sympy.Pow(base, exponent)
 
 
 # ------------------------------------------------------------ the function whitelist
@@ -451,7 +499,10 @@ class _Builder:
             elif isinstance(op, ast.Div):
                 value = sympy.Pow(value, sympy.S.NegativeOne)
             items.append(value)
-        return sympy.Add(*items) if ops == _CHAINS[0] else sympy.Mul(*items)
+        if ops == _CHAINS[0]:
+            return sympy.Add(*items)
+        _check_product(items)
+        return sympy.Mul(*items)
 
     def visit_Call(self, node: ast.Call) -> sympy.Expr:
         if not isinstance(node.func, ast.Name):
@@ -467,7 +518,7 @@ class _Builder:
         self.check_arity(node, name, spec)
         args = [self.build(arg) for arg in node.args]
         for arg in args:
-            _check_argument(arg)
+            _check_operand(arg)
         return spec.build(*args)
 
     def check_arity(self, node: ast.Call, name: str, spec: _Function) -> None:
@@ -495,9 +546,8 @@ def _check_result(expr: sympy.Expr, names: dict[str, sympy.Expr]) -> sympy.Expr:
     parts = _subexpressions(expr)
     if parts & {sympy.nan, sympy.zoo, sympy.oo, -sympy.oo}:
         _fail("the activation contains an infinite or undefined value (division by zero?)")
-    if sympy.I in parts or any(isinstance(p, sympy.Pow) and _measure(p).numeric and p.is_extended_real is False
-                               for p in parts):
-        _fail("the activation contains a non-real constant (e.g. sqrt(-1) or log(-1))")
+    if sympy.I in parts:
+        _fail(_NON_REAL)
     extra = {p for p in parts if isinstance(p, sympy.Symbol)} - set(names.values())
     if extra:
         _fail(f"the activation depends on undeclared symbols: {', '.join(sorted(map(str, extra)))}")

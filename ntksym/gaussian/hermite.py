@@ -176,8 +176,12 @@ def tidy(expr: sp.Expr, seconds: float = 1.0) -> sp.Expr:
 
 
 def exact_coefficients(expr: sp.Expr, z: sp.Symbol, order: int, order_subs: dict | None = None,
-                       step_seconds: float = STEP_SECONDS) -> list[tuple[sp.Expr | None, str]]:
-    """Exact μ_k for k < order (None where no rule applied in time), with routes."""
+                       step_seconds: float | None = None) -> list[tuple[sp.Expr | None, str]]:
+    """Exact μ_k for k < order (None where no rule applied in time), with routes.
+
+    Each coefficient gets ``step_seconds`` (default :data:`STEP_SECONDS`) of symbolic work.
+    """
+    step_seconds = STEP_SECONDS if step_seconds is None else step_seconds
     try:
         with time_limit(step_seconds, "splitting into pieces"):
             pieces = [_Piece(p, z) for p in split(expr, z, order_subs)]
