@@ -37,7 +37,8 @@ from typing import Callable, Iterable, Mapping, NamedTuple, NoReturn
 
 import sympy
 
-from ntksym.errors import ParseError
+from ntksym.bounded import time_limit
+from ntksym.errors import DerivationTimeout, ParseError
 
 __all__ = ["ALLOWED_FUNCTIONS", "parse_expression"]
 
@@ -49,8 +50,10 @@ MAX_EXPONENT = 200           # largest |exponent| of a numeric exponent
 MAX_LITERAL_EXP10 = 400      # largest |k| in a decimal literal 1.5e<k>
 MAX_HERMITE_DEGREE = 60      # largest n in He(n, x)
 MAX_NUMBER_BITS = 4096       # largest exact number anywhere (keeps it cheap and printable)
+MAX_ROOT_BASE_BITS = 1024    # largest number raised to a fractional power (SymPy factors it)
 MAX_TREE_SIZE = 50_000       # SymPy nodes of the result, counted as a tree
 MAX_ARGUMENT_LOG2 = 1024     # numeric function arguments and exponents stay within 2**(+-1024)
+PARSE_SECONDS = 5.0          # backstop on building the expression (main thread only, see ntksym.bounded)
 
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "e": sympy.E}
 _RESERVED = ("pi", "E")      # constants that cannot be redeclared; "e" can
@@ -166,13 +169,11 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
     ``(a*b)**f -> a**f*b**f`` and ``exp(a)**f -> exp(a*f)``.
     """
     b, e = _measure(base), _measure(exponent)
-    if e.peak + math.log2(1 + (b.log2 if b.numeric else 0.0)) > MAX_ARGUMENT_LOG2 or e.imaginary:
+    if e.peak + math.log2(1 + (b.log2 if b.numeric else 0.0)) > MAX_ARGUMENT_LOG2:
         _fail("an exponent is too large (or too small) to evaluate")
     if b.numeric and exponent.is_Rational:  # SymPy computes b**(p/q) exactly, factoring b
-        size = abs(exponent.p) if exponent.q == 1 else max(abs(exponent.p), exponent.q, b.bits)
-        if b.bits * size > MAX_NUMBER_BITS:
-            _fail("a number in the activation would be too large to compute")
-    if b.numeric and exponent.is_integer is not True and base.is_extended_negative:
+        _check_root(b.bits, exponent)
+    if e.imaginary or (b.numeric and exponent.is_integer is not True and base.is_extended_negative):
         _fail(_NON_REAL)
     if isinstance(base, sympy.Pow):
         _check_power(base.base, base.exp * exponent)
@@ -181,6 +182,13 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
             _check_power(factor, exponent)
     elif isinstance(base, sympy.exp):
         _check_exp(base.args[0] * exponent)
+
+
+def _check_root(bits: int, exponent: sympy.Rational) -> None:
+    """Refuse an exact power of a ``bits``-bit number that SymPy could not compute cheaply."""
+    size = abs(exponent.p) if exponent.q == 1 else max(abs(exponent.p), exponent.q)
+    if bits * size > MAX_NUMBER_BITS or (exponent.q > 1 and bits > MAX_ROOT_BASE_BITS):
+        _fail("a number in the activation would be too large to compute")
 
 
 def _check_product(factors: list[sympy.Expr]) -> None:
@@ -198,8 +206,7 @@ def _check_product(factors: list[sympy.Expr]) -> None:
         _check_power(base, total)
         by_exponent[total] = by_exponent.get(total, 0) + _measure(base).bits
     for exponent, bits in by_exponent.items():
-        if not exponent.is_Integer and bits * max(abs(exponent.p), exponent.q, bits) > MAX_NUMBER_BITS:
-            _fail("a number in the activation would be too large to compute")
+        _check_root(bits, exponent)
 
 
 def _check_exp(arg: sympy.Expr) -> None:
@@ -554,6 +561,9 @@ def _check_result(expr: sympy.Expr, names: dict[str, sympy.Expr]) -> sympy.Expr:
     return expr
 
 
+_BUILDING = "building the activation"
+
+
 def parse_expression(text: str, variable: str = "x", parameters: Iterable[str] = ()) -> sympy.Expr:
     """Parse an activation string into a SymPy expression without executing it.
 
@@ -568,9 +578,13 @@ def parse_expression(text: str, variable: str = "x", parameters: Iterable[str] =
     tree = _parse(source, origin)
     _check_bounds(tree)
     try:
-        expr = _Builder(source, origin, names).build(tree)
+        with time_limit(PARSE_SECONDS, _BUILDING):
+            return _check_result(_Builder(source, origin, names).build(tree), names)
     except ParseError:
         raise
+    except DerivationTimeout as exc:
+        if not str(exc).startswith(_BUILDING):
+            raise  # an enclosing time limit ran out: not ours to report
+        _fail(f"the activation is too costly to build (gave up after {PARSE_SECONDS:g} s)")
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # raised inside SymPy
         _fail(f"the activation cannot be built ({type(exc).__name__}: {exc})")
-    return _check_result(expr, names)

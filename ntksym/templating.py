@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import jinja2
 
@@ -20,7 +21,11 @@ def environment() -> jinja2.Environment:
 
 
 def _load(name: str) -> str:
-    return resources.files("ntksym.templates").joinpath(name).read_text(encoding="utf-8")
+    try:
+        root = resources.files("ntksym.templates")
+    except ModuleNotFoundError:  # running from a source checkout: templates/ beside the package
+        root = Path(__file__).resolve().parents[1] / "templates"
+    return root.joinpath(name).read_text(encoding="utf-8")
 
 
 def render(name: str, **context) -> str:
