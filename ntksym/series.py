@@ -1,0 +1,384 @@
+"""Power series of the NNGP and NTK in the input correlation ρ (Murray, Jin,
+Bowman, Montúfar, ICLR 2023, Thm 3.1), for inputs with |x|²/d = 1.
+
+Network (dot-product form of the default convention, DESIGN.md §2): the first
+layer gives S₀(ρ) = γ_w² ρ + γ_b² (γ = σ by default; Murray's preset has its
+own γ_w, γ_b), then for l = 1..L with q = S_{l−1}(1)
+
+    S_l(ρ) = σ_w² Σ̂(q, q, S_{l−1}(ρ)) + σ_b²,   Ṡ_l(ρ) = Σ̇(q, q, S_{l−1}(ρ)),
+    T_l(ρ) = S_l(ρ) + σ_w² Ṡ_l(ρ) T_{l−1}(ρ),
+
+and NNGP = S_L, NTK = T_L.  Σ̂(q, q, c) = Σ_k μ_k(φ_q)² (c/q)^k (Mehler, with
+φ_q = φ(√q ·)), so each layer composes a series with non-negative coefficients
+— the paper's A∘α_{l−1}; when S_{l−1}(0) ≠ 0 every Hermite coefficient
+contributes to every κ_p, and the sums are done in closed form below.
+
+Routes:
+
+* ``exact`` — SymPy: the layer maps' Taylor coefficients at the constant term,
+  Σ̂^{(j)}(q, q, s₀) = E[φ⁽ʲ⁾(u)φ⁽ʲ⁾(v)] (Price), from the closed-form dual
+  kernels, composed layer by layer (σ_w, σ_b may be symbols).  When s₀ = 0
+  these are j!·μ_j(φ_q)²/q^j: the paper's finite sums of Hermite coefficients.
+* ``fft`` — float64: the recursion evaluated at N = 8P points on the circle
+  |ρ| = r, r = 1 − 3/P, and one FFT (Cauchy's formula).  O(L·N + N log N), so
+  depth 50 and order 10⁴ take well under a second with closed forms.
+  Round-off is amplified by r^{−P} ≈ e³ and aliasing is below e^{−24}·κ_{p+N}.
+* ``mpmath`` — the same Cauchy formula at arbitrary precision with r = 1/2,
+  working precision raised by P·log₁₀2 and N large enough that aliasing is
+  below the requested digits.
+
+Layer maps come from the closed forms when they exist, else from the
+Hermite series Σ_k μ_k(φ_q)² t^k truncated at K terms, whose neglected mass
+(Parseval: E[φ_q²] − Σ_{k<K} μ_k²) bounds the error of every coefficient.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .activation import Activation
+from .errors import NetworkError, NtksymError
+from .gaussian.dual import C, Q1, Q2, DualKernels
+from .gaussian.hermite import tidy
+
+RHO = sp.Symbol("rho", real=True)
+
+
+@dataclass(frozen=True)
+class DotProductNetwork:
+    """Depth L, hidden σ_w, σ_b, and first-layer γ_w, γ_b (default: σ_w, σ_b)."""
+    depth: int
+    sigma_w: object = 1.0
+    sigma_b: object = 0.0
+    gamma_w: object = None
+    gamma_b: object = None
+    name: str = "default (neural-tangents stax, 'ntk')"
+
+    def __post_init__(self):
+        if isinstance(self.depth, bool) or not isinstance(self.depth, (int, np.integer)) or self.depth < 1:
+            raise NetworkError(f"depth must be an integer >= 1, got {self.depth!r}")
+        for n in ("sigma_w", "sigma_b", "gamma_w", "gamma_b"):
+            v = getattr(self, n)
+            if v is None or isinstance(v, sp.Basic) and not v.is_number:
+                continue
+            if not math.isfinite(float(v)) or float(v) < 0:
+                raise NetworkError(f"{n.replace('_', '-')} must be a finite number >= 0, got {v!r}")
+
+    @property
+    def first(self):
+        gw = self.sigma_w if self.gamma_w is None else self.gamma_w
+        gb = self.sigma_b if self.gamma_b is None else self.gamma_b
+        return gw, gb
+
+
+def murray_preset(act: Activation, layers: int, sigma_w2=None, gamma_b2=0) -> DotProductNetwork:
+    """Murray et al.'s parameterization (Assumption 2): γ_w² + γ_b² = 1 on the first
+    layer, σ_b² = 1 − σ_w² E[φ(Z)²] on the hidden ones (unit variance at every
+    layer), ``layers`` = their l (number of weight layers, so depth L = l − 1).
+    σ_w² defaults to 1/E[φ²] (σ_b = 0).
+
+    Note (FORMULAS.md §4): their Thm 3.1 feeds the raw Gram matrix into layer 2,
+    which is exact for the network only when γ_b = 0; this preset follows the
+    network, i.e. the corrected coefficients.
+    """
+    from .gaussian.dual import derive_dual
+    dual = derive_dual(act.concrete, act.x)
+    m2 = _second_moment(act, dual, 1)
+    s2 = 1 / m2 if sigma_w2 is None else sp.nsimplify(sigma_w2)
+    sb2 = 1 - s2 * m2
+    if float(sb2) < -1e-12:
+        raise NetworkError("Murray's preset needs σ_w² E[φ²] ≤ 1")
+    gb2 = sp.nsimplify(gamma_b2)
+    return DotProductNetwork(layers - 1, sp.sqrt(s2), sp.sqrt(sp.Max(sb2, 0)), sp.sqrt(1 - gb2), sp.sqrt(gb2),
+                             name=f"Murray et al. (l = {layers}, σ_w² = {sp.sstr(s2)}, γ_b² = {sp.sstr(gb2)})")
+
+
+def _second_moment(act, dual: DualKernels, q):
+    """E[φ(√q Z)²] exactly from the closed form, else numerically."""
+    if dual.khat is not None:
+        return sp.nsimplify(dual.khat.subs({Q1: q, Q2: q}).subs(C, q)) if not isinstance(q, sp.Basic) \
+            else dual.khat.subs({Q1: q, Q2: q}).subs(C, q)
+    fn = act.mpmath_fn()
+    with mpmath.workdps(30):
+        sq = mpmath.sqrt(mpmath.mpf(sp.N(q, 30)))
+        pts = sorted({0.0, *act.breakpoints})
+        v = mpmath.quad(lambda t: fn(sq * t) ** 2 * mpmath.npdf(t), [-mpmath.inf, *pts, mpmath.inf])
+    return sp.Float(str(v), 30)
+
+
+@dataclass(frozen=True)
+class PowerSeries:
+    """κ_p of the NNGP and the NTK, p = 0..P−1, with the route and an accuracy note."""
+    nngp: tuple
+    ntk: tuple
+    route: str
+    accuracy: str
+    ntk_at_one: object = None       # Θ(1) (trace identity: Σ κ_p = Θ(1))
+    nngp_at_one: object = None
+    variances: tuple = field(default=())
+
+    def captured(self, which: str = "ntk") -> list[float]:
+        """Cumulative share Σ_{p≤P} κ_p / Θ(1) (Murray et al., Table 1)."""
+        coeffs = self.ntk if which == "ntk" else self.nngp
+        total = float(self.ntk_at_one if which == "ntk" else self.nngp_at_one)
+        return list(np.cumsum([float(c) for c in coeffs]) / total)
+
+
+# ------------------------------------------------------------------ layer maps
+
+
+class LayerMaps:
+    """Σ̂(q, q, c) and Σ̇(q, q, c) for one activation, as callables in c (complex ok)."""
+
+    def __init__(self, act: Activation, dual: DualKernels, hermite_terms: int = 512):
+        self.act, self.dual, self.hermite_terms = act, dual, hermite_terms
+        self.closed = dual.khat is not None and dual.kdot is not None and not dual.kdot_distributional
+        if self.closed:
+            mods = ["numpy"]
+            self._np = [sp.lambdify((Q1, Q2, C), e, mods) for e in (dual.khat, dual.kdot)]
+            self._mp = [sp.lambdify((Q1, Q2, C), e, "mpmath") for e in (dual.khat, dual.kdot)]
+            # diagonal maps simplified symbolically: exact at c = q, where the general forms lose √ε
+            qs = sp.Symbol("q", positive=True)
+            diag = [dual.diagonal("khat"), dual.diagonal("kdot")]
+            self.diag_np = [sp.lambdify(qs, e, "numpy") for e in diag]
+            self.diag_mp = [sp.lambdify(qs, e, "mpmath") for e in diag]
+
+    def route(self) -> str:
+        return "closed-form dual kernels" if self.closed else \
+            f"Hermite series of the dual kernels ({self.hermite_terms} terms)"
+
+    def variance_next(self, q: float, sw2: float, sb2: float) -> float:
+        if self.closed:
+            return float(sw2 * self.diag_np[0](q) + sb2)
+        mus = hermite_f64(self.act, q, self.hermite_terms)
+        return float(sw2 * np.sum(mus**2) + sb2)
+
+    def numpy_maps(self, q: float):
+        """(Σ̂(q,q,·), Σ̇(q,q,·), neglected mass) as NumPy callables of complex c."""
+        if self.closed:
+            khat, kdot = self._np
+            return (lambda c: khat(q, q, c + 0j)), (lambda c: kdot(q, q, c + 0j)), 0.0
+        mus = hermite_f64(self.act, q, self.hermite_terms)
+        alpha = mus**2
+        beta = np.arange(1, len(mus)) * alpha[1:] / q
+        m2 = float(_second_moment(self.act, self.dual, q))
+        tail = max(m2 - float(np.sum(alpha)), 0.0)
+
+        def horner(coeffs, t):
+            out = np.zeros_like(t, dtype=complex)
+            for a in coeffs[::-1]:
+                out = out * t + a
+            return out
+        return (lambda c: horner(alpha, c / q)), (lambda c: horner(beta, c / q)), tail
+
+
+def hermite_f64(act: Activation, q: float, terms: int) -> np.ndarray:
+    """μ_k(φ(√q ·)) for k < terms in float64, by Gauss–Legendre quadrature split
+    at the breakpoints against the orthonormal Hermite functions
+    ψ_k = h_k e^{−z²/4} (stable three-term recurrence), so no He_k overflow."""
+    fn = act.numpy_fn()
+    half = 2 * math.sqrt(terms + 1) + 12
+    cuts = sorted({-half, half, *[b / math.sqrt(q) for b in act.breakpoints if abs(b) < half]})
+    zs, ws = [], []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        n = max(64, int(2.5 * terms * (b - a) / (2 * half)) + 64)
+        x, w = np.polynomial.legendre.leggauss(n)
+        zs.append((b - a) / 2 * x + (a + b) / 2)
+        ws.append((b - a) / 2 * w)
+    z, w = np.concatenate(zs), np.concatenate(ws)
+    f = fn(math.sqrt(q) * z) * np.exp(-z * z / 4) * w / math.sqrt(2 * math.pi)
+    out = np.empty(terms)
+    psi_prev, psi = np.zeros_like(z), np.exp(-z * z / 4)
+    for k in range(terms):
+        out[k] = f @ psi
+        psi_prev, psi = psi, (z * psi - math.sqrt(k) * psi_prev) / math.sqrt(k + 1)
+    return out
+
+
+# ------------------------------------------------------------------ fft route
+
+
+def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order: int,
+               hermite_terms: int = 512) -> PowerSeries:
+    """κ_p for p < order by Cauchy's formula on |ρ| = r with one FFT (float64)."""
+    if order < 1:
+        raise NtksymError("order must be >= 1")
+    maps = LayerMaps(act, dual, hermite_terms)
+    sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
+    gw, gb = net.first
+    n = max(64, 8 * order)
+    r = 1 - 3 / max(order, 3)
+    rho = r * np.exp(2j * np.pi * np.arange(n) / n)
+    s = float(gw) ** 2 * rho + float(gb) ** 2
+    t = s.copy()
+    q = float(gw) ** 2 + float(gb) ** 2
+    variances, tails = [q], []
+    for _ in range(net.depth):
+        khat, kdot, tail = maps.numpy_maps(q)
+        sdot = kdot(s)
+        s = sw2 * khat(s) + sb2
+        t = s + sw2 * sdot * t
+        q = maps.variance_next(q, sw2, sb2)
+        variances.append(q)
+        tails.append(tail)
+    scale = r ** -np.arange(order)
+    nngp = np.real(np.fft.fft(s)[:order]) / n * scale
+    ntk = np.real(np.fft.fft(t)[:order]) / n * scale
+    ntk_one, nngp_one = _values_at_one(maps, net, variances)
+    acc = (f"float64 Cauchy/FFT, N = {n}, r = {r:.6g}: absolute error ≈ {20 * 2.2e-16 * abs(ntk_one):.1e} "
+           f"(round-off × r^-P)" + (f"; Hermite truncation mass ≤ {max(tails):.1e} per layer" if tails and max(tails) else ""))
+    return PowerSeries(tuple(nngp), tuple(ntk), f"fft ({maps.route()})", acc, ntk_one, nngp_one, tuple(variances))
+
+
+def _values_at_one(maps: LayerMaps, net: DotProductNetwork, variances):
+    """Θ(1) and Σ(1) on the diagonal, by the recursion at c = q (real)."""
+    sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
+    theta = variances[0]
+    for q, qn in zip(variances[:-1], variances[1:]):
+        if maps.closed:
+            kdot_diag = float(maps.diag_np[1](q))
+        else:
+            _, kdot, _ = maps.numpy_maps(q)
+            kdot_diag = float(np.real(kdot(np.array([q], dtype=complex))[0]))
+        theta = qn + sw2 * kdot_diag * theta
+    return theta, variances[-1]
+
+
+# ------------------------------------------------------------------ mpmath route
+
+
+def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, order: int, digits: int = 30
+                  ) -> PowerSeries:
+    """κ_p to ``digits`` digits by Cauchy's formula at radius 1/2 (closed forms required)."""
+    maps = LayerMaps(act, dual)
+    if not maps.closed:
+        raise NtksymError("mpmath-precision series need closed-form dual kernels; use the fft route")
+    khat_mp, kdot_mp = maps._mp
+    r = mpmath.mpf(1) / 2
+    extra = int(order * math.log10(2)) + 10
+    n = order + int((digits + 10) / math.log10(2)) + 8
+    with mpmath.workdps(digits + extra):
+        gw, gb = (mpmath.mpf(sp.N(v, digits + extra)) for v in net.first)
+        sw2 = mpmath.mpf(sp.N(net.sigma_w, digits + extra)) ** 2
+        sb2 = mpmath.mpf(sp.N(net.sigma_b, digits + extra)) ** 2
+        pts = [r * mpmath.expjpi(2 * mpmath.mpf(j) / n) for j in range(n)]
+        s = [gw**2 * p + gb**2 for p in pts]
+        t = list(s)
+        q = gw**2 + gb**2
+        theta1 = q
+        for _ in range(net.depth):
+            sd = [kdot_mp(q, q, v) for v in s]
+            s = [sw2 * khat_mp(q, q, v) + sb2 for v in s]
+            t = [a + sw2 * b * c for a, b, c in zip(s, sd, t)]
+            qn = sw2 * maps.diag_mp[0](q) + sb2
+            theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
+            q = qn
+        out = []
+        for vals in (s, t):
+            coeffs = []
+            for p in range(order):
+                acc = mpmath.fsum(v * mpmath.expjpi(-2 * mpmath.mpf(j * p % n) / n) for j, v in enumerate(vals))
+                coeffs.append(+mpmath.re(acc / n / r**p))
+            out.append(tuple(coeffs))
+    with mpmath.workdps(digits):
+        return PowerSeries(tuple(+c for c in out[0]), tuple(+c for c in out[1]), "mpmath (closed-form dual kernels)",
+                           f"Cauchy formula at r = 1/2 with {n} points, {digits + extra} working digits: "
+                           f"aliasing < 2^-{n - order}·Θ(1/2)", +theta1, +q)
+
+
+# ------------------------------------------------------------------ exact route
+
+
+def series_exact(dual: DualKernels, net: DotProductNetwork, order: int, seconds: float = 60.0) -> PowerSeries:
+    """Exact κ_p (SymPy) for p < order from the closed-form dual kernels."""
+    from .bounded import time_limit
+    if dual.khat is None or dual.kdot is None:
+        raise NtksymError("exact series need closed-form dual kernels")
+    sw2, sb2 = sp.sympify(net.sigma_w) ** 2, sp.sympify(net.sigma_b) ** 2
+    gw, gb = (sp.sympify(v) for v in net.first)
+    with time_limit(seconds, "exact power series"):
+        s = [gb**2, gw**2] + [sp.Integer(0)] * max(order - 2, 0)
+        s = s[:order] if order >= 2 else [gb**2]
+        t = list(s)
+        q = gw**2 + gb**2
+        theta1 = q
+        for _ in range(net.depth):
+            khat_q = dual.khat.subs({Q1: q, Q2: q})
+            kdot_q = dual.kdot.subs({Q1: q, Q2: q})
+            a = _taylor_at(khat_q, s[0], order)
+            b = _taylor_at(kdot_q, s[0], order)
+            u = [sp.Integer(0)] + s[1:]
+            sd = _compose(b, u, order)
+            s_new = [sw2 * v for v in _compose(a, u, order)]
+            s_new[0] += sb2
+            t = [x + sw2 * y for x, y in zip(s_new, _mul(sd, t, order))]
+            qn = sw2 * khat_q.subs(C, q) + sb2
+            theta1 = qn + sw2 * kdot_q.subs(C, q) * theta1
+            s, q = s_new, qn
+        nngp = tuple(tidy(sp.expand(v), 2) for v in s)
+        ntk = tuple(tidy(sp.expand(v), 2) for v in t)
+    return PowerSeries(nngp, ntk, "exact (Taylor coefficients of the closed-form dual kernels, composed)",
+                       "exact", tidy(theta1, 2), tidy(q, 2))
+
+
+def _taylor_at(expr: sp.Expr, c0: sp.Expr, order: int) -> list:
+    """Coefficients f^{(j)}(c0)/j!, j < order, of f(c) = expr."""
+    out, d = [], expr
+    for j in range(order):
+        out.append(sp.expand(d.subs(C, c0)) / sp.factorial(j))
+        d = sp.diff(d, C)
+    return out
+
+
+def _mul(a, b, order):
+    return [sp.expand(sum(a[i] * b[p - i] for i in range(p + 1))) for p in range(order)]
+
+
+def _compose(f, u, order):
+    """Σ_j f_j u^j truncated, u without constant term."""
+    out = [sp.Integer(0)] * order
+    power = [sp.Integer(1)] + [sp.Integer(0)] * (order - 1)
+    for j in range(order):
+        for p in range(order):
+            out[p] += f[j] * power[p]
+        power = _mul(power, u, order)
+    return out
+
+
+# ------------------------------------------------------------------ baseline
+
+
+def series_direct(act: Activation, dual: DualKernels, net: DotProductNetwork, order: int) -> PowerSeries:
+    """The straightforward route (for benchmarks): truncated power-series
+    arithmetic with direct convolutions, the layer maps applied by Horner's rule
+    to their Hermite series with K = order terms (O(L·K·P²))."""
+    sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
+    gw, gb = (float(v) for v in net.first)
+    s = np.zeros(order)
+    s[0] = gb**2
+    if order > 1:
+        s[1] = gw**2
+    t, q = s.copy(), gw**2 + gb**2
+    maps = LayerMaps(act, dual, order)
+
+    def mul(x, y):
+        return np.convolve(x, y)[:order]
+    for _ in range(net.depth):
+        mus = hermite_f64(act, q, order + 1)
+        alpha, beta = mus[:order] ** 2, np.arange(1, order + 1) * mus[1:] ** 2 / q
+        arg = s / q
+        a_val, b_val = np.zeros(order), np.zeros(order)
+        for k in range(order - 1, -1, -1):
+            a_val = mul(a_val, arg)
+            a_val[0] += alpha[k]
+            b_val = mul(b_val, arg)
+            b_val[0] += beta[k]
+        s = sw2 * a_val
+        s[0] += sb2
+        t = s + sw2 * mul(b_val, t)
+        q = maps.variance_next(q, sw2, sb2)
+    return PowerSeries(tuple(s), tuple(t), "direct (Hermite series, Horner with convolutions)", "float64")
