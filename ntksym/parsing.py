@@ -20,9 +20,18 @@ Accepted syntax
 
 Everything else (attribute access, subscripts, lambda, comparisons, strings,
 comprehensions, f-strings, ``:=``, ...) raises :class:`ParseError` with a
-one-line message.  Hostile input is kept cheap by bounds on the text length,
-the number of syntax nodes, the nesting depth, literal sizes, exponents and the
-size of every exact number SymPy is asked to compute.
+one-line message, as do results that are not finite and real (``1/0``,
+``log(0)``, ``sqrt(-1)``) or that contain an undeclared symbol.
+
+Hostile input is kept cheap.  Before parsing: the text length, and after: the
+number of syntax nodes and the nesting depth (``MAX_*`` constants).  While
+building, SymPy's automatic evaluation is the danger (``9**9**9``,
+``exp(10**9*log(3))``, ``exp(exp(10**9))``), so every power and function
+argument is checked first: numeric exponents are small, exact numbers stay
+below ``MAX_NUMBER_BITS`` bits and numbers inside function arguments below
+``2**MAX_ARGUMENT_LOG2`` in magnitude (both ways).  ``Max``/``Min`` do not
+compare symbolic arguments.  As a backstop the whole build runs under
+:func:`ntksym.bounded.time_limit` (``PARSE_SECONDS``, main thread only).
 """
 from __future__ import annotations
 
@@ -83,6 +92,11 @@ def _exp2(power: float) -> float:
     return math.inf if power > 1000 else 2.0 ** power
 
 
+def _power_log2(base_log2: float, exponent_log2: float) -> float:
+    """Bound |log2 |b**e|| = |e| |log2 |b|| from the bounds for b and e."""
+    return base_log2 * _exp2(exponent_log2) if base_log2 else 0.0
+
+
 def _log2_bound(node: sympy.Basic, logs: list[float]) -> float:
     """Bound |log2 |value|| of a numeric node from its arguments' bounds.
 
@@ -93,7 +107,7 @@ def _log2_bound(node: sympy.Basic, logs: list[float]) -> float:
     if isinstance(node, sympy.Mul):
         return sum(logs)
     if isinstance(node, sympy.Pow):
-        return logs[0] * _exp2(logs[1]) if logs[0] else 0.0
+        return _power_log2(logs[0], logs[1])
     if isinstance(node, (sympy.exp, sympy.sinh, sympy.cosh)):
         return 1.45 * _exp2(logs[0]) + 1
     if isinstance(node, sympy.erfc):
@@ -149,15 +163,18 @@ def _subexpressions(expr: sympy.Basic) -> set[sympy.Basic]:
     return seen
 
 
+_TOO_LARGE = f"a number in the activation is beyond 2**(+-{MAX_ARGUMENT_LOG2}), too large (or small) to evaluate"
+
+
 def _check_operand(value: sympy.Expr) -> None:
-    """Refuse a function argument with a number beyond 2**(+-MAX_ARGUMENT_LOG2), or non-real.
+    """Refuse a function argument or value with a number beyond 2**(+-MAX_ARGUMENT_LOG2), or non-real.
 
     SymPy evaluates the numbers inside arguments (to decide signs, comparisons,
     ...), and e.g. ``exp(exp(10**9))`` would need a billion bits of precision.
     """
     stats = _measure(value)
     if stats.peak > MAX_ARGUMENT_LOG2:
-        _fail("a number in a function argument is too large (or too small) to evaluate")
+        _fail(_TOO_LARGE)
     if stats.imaginary:
         _fail(_NON_REAL)
 
@@ -170,7 +187,9 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
     """
     b, e = _measure(base), _measure(exponent)
     if e.peak + math.log2(1 + (b.log2 if b.numeric else 0.0)) > MAX_ARGUMENT_LOG2:
-        _fail("an exponent is too large (or too small) to evaluate")
+        _fail(_TOO_LARGE)
+    if b.numeric and e.numeric and _power_log2(b.log2, e.log2) > MAX_ARGUMENT_LOG2:
+        _fail(_TOO_LARGE)
     if b.numeric and exponent.is_Rational:  # SymPy computes b**(p/q) exactly, factoring b
         _check_root(b.bits, exponent)
     if e.imaginary or (b.numeric and exponent.is_integer is not True and base.is_extended_negative):
@@ -254,14 +273,17 @@ def _extremum(cls: type) -> Callable[..., sympy.Expr]:
     result is ``cls(..., evaluate=False)``, which still sorts and de-duplicates,
     so ``max(x, 0) == Max(x, 0)`` and ``max(x, 0, 1) == Max(x, 1)``."""
     def build(*args: sympy.Expr) -> sympy.Expr:
-        numbers = [arg for arg in args if arg.is_number]
-        symbolic = [arg for arg in args if not arg.is_number]
+        numbers = [arg for arg in args if _measure(arg).numeric]
+        symbolic = [arg for arg in args if not _measure(arg).numeric]
         try:
             folded = [cls(*numbers)] if numbers else []
         except (TypeError, ValueError):  # e.g. a non-real number: Max(sqrt(-1), 1)
             _fail(f"the arguments of {cls.__name__} must be real and comparable")
         return cls(*symbolic, *folded, evaluate=False) if symbolic else folded[0]
     return build
+
+
+_max, _min = _extremum(sympy.Max), _extremum(sympy.Min)
 
 
 def _hermite_coefficients(n: int) -> list[int]:
@@ -300,9 +322,9 @@ _FUNCTIONS: dict[str, _Function] = {
     "tanh": _unary(sympy.tanh), "sinh": _unary(sympy.sinh), "cosh": _unary(sympy.cosh),
     "atan": _unary(sympy.atan), "arctan": _unary(sympy.atan),
     "asinh": _unary(sympy.asinh), "arcsinh": _unary(sympy.asinh),
-    "Max": _Function(_extremum(sympy.Max), 2, None), "max": _Function(_extremum(sympy.Max), 2, None),
-    "Min": _Function(_extremum(sympy.Min), 2, None), "min": _Function(_extremum(sympy.Min), 2, None),
-    "relu": _unary(lambda arg: _extremum(sympy.Max)(arg, sympy.S.Zero)),
+    "Max": _Function(_max, 2, None), "max": _Function(_max, 2, None),
+    "Min": _Function(_min, 2, None), "min": _Function(_min, 2, None),
+    "relu": _unary(lambda arg: _max(arg, sympy.S.Zero)),
     "sigmoid": _unary(lambda arg: 1 / (1 + _exp(-arg))),
     "softplus": _unary(lambda arg: sympy.log(1 + _exp(arg))),
     "Phi": _unary(lambda arg: (1 + sympy.erf(arg / sympy.sqrt(2))) / 2),
@@ -322,7 +344,7 @@ ALLOWED_FUNCTIONS: Mapping[str, Callable[..., sympy.Expr]] = MappingProxyType(
 
 def _namespace(variable: str, parameters: Iterable[str]) -> dict[str, sympy.Expr]:
     """Names usable in the text: constants, then the real symbols (which may shadow ``e``)."""
-    names = [parameters] if isinstance(parameters, str) else list(parameters)
+    names = [parameters] if isinstance(parameters, str) else list(parameters or ())
     for name in [variable, *names]:
         if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
                 and unicodedata.normalize("NFKC", name) == name):
@@ -526,7 +548,9 @@ class _Builder:
         args = [self.build(arg) for arg in node.args]
         for arg in args:
             _check_operand(arg)
-        return spec.build(*args)
+        result = spec.build(*args)
+        _check_operand(result)
+        return result
 
     def check_arity(self, node: ast.Call, name: str, spec: _Function) -> None:
         given = len(node.args)

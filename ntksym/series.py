@@ -79,7 +79,7 @@ def murray_preset(act: Activation, layers: int, sigma_w2=None, gamma_b2=0) -> Do
     """Murray et al.'s parameterization (Assumption 2): γ_w² + γ_b² = 1 on the first
     layer, σ_b² = 1 − σ_w² E[φ(Z)²] on the hidden ones (unit variance at every
     layer), ``layers`` = their l (number of weight layers, so depth L = l − 1).
-    σ_w² defaults to 1/E[φ²] (σ_b = 0).
+    σ_w² defaults to 1 (so σ_b² = 1 − E[φ²]), the setting of their Table 1.
 
     Note (FORMULAS.md §4): their Thm 3.1 feeds the raw Gram matrix into layer 2,
     which is exact for the network only when γ_b = 0; this preset follows the
@@ -88,7 +88,7 @@ def murray_preset(act: Activation, layers: int, sigma_w2=None, gamma_b2=0) -> Do
     from .gaussian.dual import derive_dual
     dual = derive_dual(act.concrete, act.x)
     m2 = _second_moment(act, dual, 1)
-    s2 = 1 / m2 if sigma_w2 is None else sp.nsimplify(sigma_w2)
+    s2 = sp.Integer(1) if sigma_w2 is None else sp.nsimplify(sigma_w2)
     sb2 = 1 - s2 * m2
     if float(sb2) < -1e-12:
         raise NetworkError("Murray's preset needs σ_w² E[φ²] ≤ 1")
@@ -210,8 +210,8 @@ def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order
     maps = LayerMaps(act, dual, hermite_terms)
     sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
     gw, gb = net.first
-    n = max(64, 8 * order)
-    r = 1 - 3 / max(order, 3)
+    r = 1 - 3 / max(order, 12)
+    n = max(8 * order, int(math.ceil(40 / -math.log(r))))   # aliasing r^N < e^-40
     rho = r * np.exp(2j * np.pi * np.arange(n) / n)
     s = float(gw) ** 2 * rho + float(gb) ** 2
     t = s.copy()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import signal
+import threading
 import time
 from decimal import Decimal
 from fractions import Fraction
@@ -397,6 +399,59 @@ def test_bounded_nesting_is_accepted():
     assert parse_expression("sin(" * 50 + "x" + ")" * 50).has(sympy.sin)
 
 
+@pytest.mark.parametrize("text", [
+    "exp(exp(1e9))",
+    "exp(1e9)",
+    "exp(exp(exp(5)))",
+    "(60*1e9*x)**(1e9 - 1 + tan(1/3))",
+    "(1e9)**100",
+    "sigmoid(sinh(1e9))",
+    "tanh(2**exp(1e9))",
+    "sin(2**(sqrt(2)*1000000000))",
+    "x**(2**(sqrt(2)*1000000000))",
+    "sigmoid(log(Heaviside(x)) - exp(60*1e9))",
+    "(3**e)**(1e9/(3*e))",
+    "60**((1/2)/(0.3 - 1e9))",
+    "60**(198/199)*60**(196/197)*60**(192/193)*60**(190/191)",
+    "Abs(((-1)**(1/1000) + 3)**atan(4/3))",
+    "(-8)**(1/3)",
+    "(-2)**x",
+    "x**sqrt(-1)",
+])
+def test_costly_sympy_evaluation_is_refused_quickly(text):
+    start = time.perf_counter()
+    parse_error(text)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("exp(exp(5))", sympy.exp(sympy.exp(5))),
+    ("exp(700)", sympy.exp(700)),
+    ("2**0.5*x", sympy.sqrt(2) * X),
+    ("8**(1/3)", sympy.Integer(2)),
+    ("exp(2*log(x))", X**2),
+    ("exp(-x**2/2)/sqrt(2*pi)", sympy.exp(-X**2 / 2) / sympy.sqrt(2 * sympy.pi)),
+    ("(x - 1)**(1/3)", (X - 1)**sympy.Rational(1, 3)),
+    ("sqrt(2)*sqrt(3)", sympy.sqrt(6)),
+])
+def test_guards_leave_ordinary_numbers_alone(text, expected):
+    assert parse_expression(text) == expected
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread(),
+                    reason="the backstop uses SIGALRM on the main thread")
+def test_time_limit_backstop(monkeypatch):
+    def slow(arg):
+        time.sleep(10)
+        return arg
+
+    monkeypatch.setattr(parsing, "PARSE_SECONDS", 0.2)
+    monkeypatch.setitem(parsing._FUNCTIONS, "erf", parsing._Function(slow, 1, 1))
+    start = time.perf_counter()
+    assert "too costly" in parse_error("erf(x)")
+    assert time.perf_counter() - start < 5
+
+
 def test_nested_hermite_is_bounded():
     start = time.perf_counter()
     with pytest.raises(ParseError):
@@ -474,6 +529,7 @@ def test_integer_polynomials_round_trip(coefficients, caret, spaces):
     got = parse_expression(text)
     assert got == expected
     assert sympy.Poly(got, X) == sympy.Poly(coefficients[::-1], X)
+    assert parse_expression(str(expected)) == expected  # SymPy's own printing parses back
 
 
 @settings(max_examples=100, deadline=None)
@@ -499,6 +555,32 @@ def test_token_soup_only_raises_parse_error(text):
     _only_parse_error(text)
 
 
+def _call(name: str, args: list[str]) -> str:
+    spec = parsing._FUNCTIONS[name]
+    wanted = spec.min_args if spec.max_args == spec.min_args else max(spec.min_args, len(args))
+    args = (args * wanted)[:wanted]
+    if name == "He":
+        args[0] = str(len(args[1]) % 7)
+    return f"{name}({', '.join(args)})"
+
+
+_EXPRESSIONS = st.recursive(
+    st.sampled_from(["x", "a", "e", "pi", "0", "1", "2", "-1", "0.5", "1e-3", "200", "999999937"]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "^"]), inner).map(lambda t: f"({t[0]}){t[1]}({t[2]})"),
+        st.tuples(st.sampled_from(sorted(ALLOWED_FUNCTIONS)), st.lists(inner, min_size=1, max_size=3))
+        .map(lambda t: _call(*t)),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_EXPRESSIONS)
+def test_well_formed_expressions_only_raise_parse_error(text):
+    _only_parse_error(text)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_random_text_only_raises_parse_error(text):
@@ -520,4 +602,4 @@ def _only_parse_error(text: str) -> None:
     else:
         assert isinstance(got, sympy.Expr)
         assert got.free_symbols <= {X, A}
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < parsing.PARSE_SECONDS + 5
