@@ -100,8 +100,9 @@ def murray_preset(act: Activation, layers: int, sigma_w2=None, gamma_b2=0) -> Do
 def _second_moment(act, dual: DualKernels, q):
     """E[φ(√q Z)²] exactly from the closed form, else numerically."""
     if dual.khat is not None:
-        return sp.nsimplify(dual.khat.subs({Q1: q, Q2: q}).subs(C, q)) if not isinstance(q, sp.Basic) \
-            else dual.khat.subs({Q1: q, Q2: q}).subs(C, q)
+        qs = sp.Symbol("q", positive=True)
+        value = dual.diagonal("khat").subs(qs, q if isinstance(q, sp.Basic) else sp.Float(q, 30))
+        return value if isinstance(q, sp.Basic) else sp.Float(sp.re(sp.N(value, 30)), 30)
     fn = act.mpmath_fn()
     with mpmath.workdps(30):
         sq = mpmath.sqrt(mpmath.mpf(sp.N(q, 30)))
@@ -135,6 +136,9 @@ class LayerMaps:
     """Σ̂(q, q, c) and Σ̇(q, q, c) for one activation, as callables in c (complex ok)."""
 
     def __init__(self, act: Activation, dual: DualKernels, hermite_terms: int = 512):
+        if dual.kdot_distributional:
+            raise NtksymError(f"activation {act.name!r} has jumps: E[φ'(u)φ'(v)] is a Dirac-type kernel and "
+                              "the NTK is infinite at ρ = 1, so it has no convergent power series on [−1, 1]")
         self.act, self.dual, self.hermite_terms = act, dual, hermite_terms
         self.closed = dual.khat is not None and dual.kdot is not None and not dual.kdot_distributional
         if self.closed:
@@ -382,3 +386,68 @@ def series_direct(act: Activation, dual: DualKernels, net: DotProductNetwork, or
         t = s + sw2 * mul(b_val, t)
         q = maps.variance_next(q, sw2, sb2)
     return PowerSeries(tuple(s), tuple(t), "direct (Hermite series, Horner with convolutions)", "float64")
+
+
+# ------------------------------------------------------------------ decay
+
+
+@dataclass(frozen=True)
+class Decay:
+    """Asymptotic decay of coefficients: fitted power law p^{−s}, fitted geometric
+    rate R (κ_p ~ R^{−p}), which model fits better, and the prediction where the
+    theory gives one."""
+    power_exponent: float
+    geometric_rate: float
+    better: str
+    predicted_power: float | None = None
+    note: str = ""
+
+
+def fit_decay(coeffs, start: int | None = None) -> Decay:
+    """Least-squares fits of log|c_p| against log p and against p over the upper
+    part of the non-zero coefficients (exact zeros, e.g. odd p of an even map, skipped)."""
+    c = np.abs(np.asarray([float(v) for v in coeffs]))
+    p = np.arange(len(c))
+    floor = 1e-13 * c.max()
+    above = p[(c > floor) & (p >= 1)]
+    if start is None:
+        start = int(above[len(above) // 2]) if len(above) else 1   # upper half of the resolved coefficients
+    mask = (c > floor) & (p >= start)
+    if mask.sum() < 3:
+        return Decay(float("nan"), float("nan"), "undetermined", note="too few non-zero coefficients above round-off")
+    lp, lc, pp = np.log(p[mask]), np.log(c[mask]), p[mask].astype(float)
+    fits = {"power law p^-s": (lp, np.polyfit(lp, lc, 1)), "geometric R^-p": (pp, np.polyfit(pp, lc, 1)),
+            "stretched exp(-a sqrt p)": (np.sqrt(pp), np.polyfit(np.sqrt(pp), lc, 1))}
+    resid = {k: float(np.sum((np.polyval(f, x) - lc) ** 2)) for k, (x, f) in fits.items()}
+    best = min(resid, key=resid.get)
+    return Decay(float(-fits["power law p^-s"][1][0]), float(np.exp(-fits["geometric R^-p"][1][0])), best,
+                 note=f"sqrt-exp rate a = {-fits['stretched exp(-a sqrt p)'][1][0]:.4g}; fitted on p in "
+                      f"[{int(pp[0])}, {int(pp[-1])}]")
+
+
+def predicted_ntk_decay(act: Activation) -> tuple[float | None, float | None, str]:
+    """(NNGP exponent, NTK exponent, reason) for activations with a kink or jump at 0.
+
+    If φ⁽ᵐ⁾ has a jump at 0 (m = 0 jump, m = 1 kink, ...), integration by parts
+    gives μ_k ~ k^{−(2m+1)/4}·(oscillating sign), μ_k² ~ k^{−m−1/2}, hence for one
+    hidden layer κ_p(NNGP) ~ p^{−m−1/2−... } — precisely Σ̂'s singularity at ρ = 1
+    is (1 − ρ)^{m+1/2}, giving NNGP coefficients ~ p^{−m−3/2} and NTK coefficients
+    ~ p^{−m−1/2} (Murray et al. Lemma 3.2 for ReLU, m = 1: p^{−3/2}).  Depth keeps
+    the exponent (the leading singularity at ρ = 1 propagates through smooth
+    outer maps); smooth activations decay geometrically or faster.
+    """
+    from .gaussian.pieces import NotPiecewiseSmooth, split
+    try:
+        pieces = split(act.concrete, act.x)
+    except NotPiecewiseSmooth:
+        return None, None, "piecewise structure not recognised"
+    if len(pieces) == 1:
+        return None, None, "smooth activation: geometric or faster decay expected"
+    if len(pieces) != 2 or pieces[1].lo != 0:
+        return None, None, "kinks away from 0: no prediction"
+    left, right = pieces[0].expr, pieces[1].expr
+    for m in range(6):
+        jump = sp.simplify(sp.diff(right, act.x, m).subs(act.x, 0) - sp.diff(left, act.x, m).subs(act.x, 0))
+        if jump != 0:
+            return m + 1.5, m + 0.5, f"φ^({m}) jumps at 0: Σ̂ ~ (1−ρ)^{m + 0.5} at ρ = 1"
+    return None, None, "no jump found in the first derivatives"
