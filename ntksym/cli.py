@@ -49,6 +49,31 @@ def _network_args(p, depth_required=True):
     p.add_argument("--width", type=int, default=None, help="hidden width (standard parameterization only)")
 
 
+def _series_network_args(p):
+    p.add_argument("--depth", type=int, required=True, help="number of hidden layers L")
+    p.add_argument("--sigma-w", default="1", help="σ_w, a number or exact expression such as sqrt(2)")
+    p.add_argument("--sigma-b", default="0", help="σ_b, a number or exact expression")
+    p.add_argument("--preset", choices=["murray"], default=None,
+                   help="Murray et al.'s parameterization (unit variance; depth = their l - 1)")
+
+
+def _sigma(text: str, name: str):
+    from .activation import exact_number
+    value = exact_number(text, name)
+    if value < 0:
+        raise NtksymError(f"{name} must be >= 0, got {text}")
+    return value
+
+
+def _decimal(value, digits: int | None) -> str:
+    import mpmath
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    with mpmath.workdps((digits or 17) + 5):
+        return mpmath.nstr(mpmath.mpf(value if not hasattr(value, "evalf") else str(value.evalf((digits or 17) + 5))),
+                           digits or 17)
+
+
 def _activation_args(p):
     p.add_argument("activation", help="catalogue name (relu, erf, gelu, ...) or an expression in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="activation parameter (repeatable)")
@@ -68,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     _activation_args(p)
     p.add_argument("--order", type=int, required=True, help="number of coefficients K (k = 0..K-1)")
     p.add_argument("--digits", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("series", help="power-series coefficients of the NNGP and NTK in rho (|x|^2/d = 1)")
+    _activation_args(p)
+    _series_network_args(p)
+    p.add_argument("--order", type=int, required=True, help="number of coefficients P (p = 0..P-1)")
+    p.add_argument("--digits", type=int, default=None, help="mpmath precision (default: float64 FFT route)")
+    p.add_argument("--exact", action="store_true", help="exact SymPy coefficients (low orders)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("spectrum", help="NTK eigenvalues on the unit sphere S^(d-1), uniform measure")
+    _activation_args(p)
+    _series_network_args(p)
+    p.add_argument("--dim", type=int, required=True, help="ambient dimension d")
+    p.add_argument("--kmax", type=int, required=True, help="largest degree k")
+    p.add_argument("--digits", type=int, default=30)
+    p.add_argument("--order", type=int, default=None, help="number of series coefficients used")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("kernel", help="NNGP/NTK Gram matrices on data")
@@ -139,7 +181,50 @@ def cmd_derive(args) -> int:
     return 0
 
 
-COMMANDS = {"derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel}
+def cmd_series(args) -> int:
+    if args.order < 1 or args.order > 1 << 20:
+        raise NtksymError("--order must be between 1 and 1048576")
+    if args.digits is not None and not 1 <= args.digits <= 200:
+        raise NtksymError("--digits must be between 1 and 200")
+    if args.exact and args.order > 40:
+        raise NtksymError("--exact is for low orders (at most 40); use --digits for high precision")
+    s = api.power_series(args.activation, args.depth, _sigma(args.sigma_w, "sigma-w"), _sigma(args.sigma_b, "sigma-b"),
+                         args.order, args.digits, _params(args.param), args.exact, args.preset)
+    digits = args.digits or (30 if args.exact else None)
+    out = {"nngp": [_decimal(c, digits) for c in s.nngp], "ntk": [_decimal(c, digits) for c in s.ntk],
+           "route": s.route, "accuracy": s.accuracy, "ntk_at_1": _decimal(s.ntk_at_one, digits),
+           "nngp_at_1": _decimal(s.nngp_at_one, digits)}
+    if args.exact:
+        out["nngp_exact"] = [str(c) for c in s.nngp]
+        out["ntk_exact"] = [str(c) for c in s.ntk]
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"route: {s.route}\naccuracy: {s.accuracy}\nTheta(1) = {out['ntk_at_1']}")
+        for p, (a, b) in enumerate(zip(out["nngp"], out["ntk"])):
+            print(f"p = {p:<5d} nngp {a:>26s}   ntk {b:>26s}")
+    return 0
+
+
+def cmd_spectrum(args) -> int:
+    if not 2 <= args.dim <= 100000 or not 0 <= args.kmax <= 5000:
+        raise NtksymError("--dim must be in [2, 100000] and --kmax in [0, 5000]")
+    if not 1 <= args.digits <= 200:
+        raise NtksymError("--digits must be between 1 and 200")
+    spec = api.sphere_spectrum(args.activation, args.depth, args.dim, args.kmax, _sigma(args.sigma_w, "sigma-w"),
+                               _sigma(args.sigma_b, "sigma-b"), args.digits, _params(args.param), args.order,
+                               args.preset)
+    data = spec.as_json(args.digits)
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for k, (lam, mult) in enumerate(zip(data["eigenvalues"], data["multiplicities"])):
+            print(f"k = {k:<5d} lambda_k = {lam:>40s}   N(d,k) = {mult}")
+    return 0
+
+
+COMMANDS = {"derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel, "series": cmd_series,
+            "spectrum": cmd_spectrum}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,3 +97,75 @@ def derive(spec: Any, depth: int, sigma_w: float = 1.0, sigma_b: float = 0.0,
     rec = stage("recursion", recursion, dual, net)
     _, route = kernel_functions(act, dual)
     return Derivation(act, net, herm, dual, rec, route, tuple(timings))
+
+
+# ------------------------------------------------------------------ power series and spectra
+
+
+def dot_network(act: Activation, depth: int, sigma_w=1.0, sigma_b=0.0, preset: str | None = None):
+    """The dot-product network: default convention, or Murray et al.'s preset (depth = their l − 1)."""
+    from .series import DotProductNetwork, murray_preset
+    if preset is None:
+        Network(depth, float(sigma_w), float(sigma_b))  # same validation as the data route
+        return DotProductNetwork(depth, sigma_w, sigma_b)
+    if preset == "murray":
+        return murray_preset(act, depth + 1)
+    from .errors import NtksymError
+    raise NtksymError(f"unknown preset {preset!r} (available: murray)")
+
+
+def power_series(spec: Any, depth: int, sigma_w=1.0, sigma_b=0.0, order: int = 20, digits: int | None = None,
+                 params: Mapping[str, Any] | None = None, exact: bool = False, preset: str | None = None):
+    """κ_p (p < order) of the NNGP and NTK in ρ for |x|²/d = 1 (see :mod:`ntksym.series`).
+
+    ``exact`` → SymPy values; ``digits`` → mpmath Cauchy formula at that precision;
+    otherwise float64 FFT (fast to order 10⁴ and beyond).
+    """
+    from .errors import NtksymError
+    from .series import series_exact, series_fft, series_mpmath
+    if order < 1:
+        raise NtksymError("order must be >= 1")
+    act = as_activation(spec, params)
+    dual = dual_kernels(act)
+    net = dot_network(act, depth, sigma_w, sigma_b, preset)
+    if exact:
+        from .errors import DerivationTimeout
+        try:
+            return series_exact(dual, net, order)
+        except DerivationTimeout as exc:
+            raise NtksymError(f"exact series too large ({exc}); use --digits for high precision") from None
+    if digits is not None:
+        return series_mpmath(act, dual, net, order, digits)
+    return series_fft(act, dual, net, order)
+
+
+def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sigma_b=0.0, digits: int = 30,
+                    params: Mapping[str, Any] | None = None, order: int | None = None, preset: str | None = None,
+                    which: str = "ntk"):
+    """Eigenvalues λ_k (k ≤ kmax) and multiplicities of Θ(⟨x, y⟩) on S^{dim−1} (uniform probability).
+
+    κ_p come from the mpmath route (``digits``) for p < 256 and from the float64
+    FFT route above; the truncation bound uses Θ(1) − Σ_p κ_p ≥ 0 (all κ_p ≥ 0).
+    """
+    from .errors import NtksymError
+    from .spectrum.sphere import sphere_eigenvalues
+    if dim < 2 or kmax < 0:
+        raise NtksymError("dim must be >= 2 and kmax >= 0")
+    act = as_activation(spec, params)
+    dual = dual_kernels(act)
+    net = dot_network(act, depth, sigma_w, sigma_b, preset)
+    from .series import series_fft, series_mpmath
+    if order is None:
+        order = max(256, 2 * kmax + 64, int(4 * kmax * kmax / max(dim - 1, 1)) + 64)
+    order = min(order, 1 << 17)
+    fast = series_fft(act, dual, net, order)
+    coeffs = list(fast.ntk if which == "ntk" else fast.nngp)
+    total = fast.ntk_at_one if which == "ntk" else fast.nngp_at_one
+    head = min(order, 256)
+    if dual.khat is not None and not dual.kdot_distributional:
+        precise = series_mpmath(act, dual, net, head, digits)
+        coeffs[:head] = precise.ntk if which == "ntk" else precise.nngp
+        total = precise.ntk_at_one if which == "ntk" else precise.nngp_at_one
+    with mpmath.workdps(digits + 10):
+        tail = max(mpmath.mpf(total) - mpmath.fsum(mpmath.mpf(c) for c in coeffs), mpmath.mpf(0))
+    return sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)

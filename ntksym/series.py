@@ -281,11 +281,12 @@ def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, or
             qn = sw2 * maps.diag_mp[0](q) + sb2
             theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
             q = qn
+        roots = [mpmath.expjpi(-2 * mpmath.mpf(j) / n) for j in range(n)]   # computed once
         out = []
         for vals in (s, t):
             coeffs = []
             for p in range(order):
-                acc = mpmath.fsum(v * mpmath.expjpi(-2 * mpmath.mpf(j * p % n) / n) for j, v in enumerate(vals))
+                acc = mpmath.fsum(v * roots[j * p % n] for j, v in enumerate(vals))
                 coeffs.append(+mpmath.re(acc / n / r**p))
             out.append(tuple(coeffs))
     with mpmath.workdps(digits):
