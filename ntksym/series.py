@@ -158,19 +158,21 @@ class LayerMaps:
     def variance_next(self, q: float, sw2: float, sb2: float) -> float:
         if self.closed:
             return float(sw2 * self.diag_np[0](q) + sb2)
-        mus = hermite_f64(self.act, q, self.hermite_terms)
-        return float(sw2 * np.sum(mus**2) + sb2)
+        _, m2 = hermite_f64(self.act, q, self.hermite_terms, second_moment=True)
+        return float(sw2 * m2 + sb2)
 
     def numpy_maps(self, q: float):
         """(Σ̂(q,q,·), Σ̇(q,q,·), neglected mass) as NumPy callables of complex c."""
         if self.closed:
             khat, kdot = self._np
             return (lambda c: khat(q, q, c + 0j)), (lambda c: kdot(q, q, c + 0j)), 0.0
-        mus = hermite_f64(self.act, q, self.hermite_terms)
+        mus, m2 = hermite_f64(self.act, q, self.hermite_terms, second_moment=True)
         alpha = mus**2
-        beta = np.arange(1, len(mus)) * alpha[1:] / q
-        m2 = float(_second_moment(self.act, self.dual, q))
         tail = max(m2 - float(np.sum(alpha)), 0.0)
+        resolved = np.nonzero(alpha > 1e-18 * m2)[0]          # drop terms below round-off (adaptive K)
+        keep = int(resolved[-1]) + 2 if len(resolved) else 2
+        alpha = alpha[:keep]
+        beta = np.arange(1, len(alpha)) * alpha[1:] / q
 
         def horner(coeffs, t):
             out = np.zeros_like(t, dtype=complex)
@@ -180,7 +182,7 @@ class LayerMaps:
         return (lambda c: horner(alpha, c / q)), (lambda c: horner(beta, c / q)), tail
 
 
-def hermite_f64(act: Activation, q: float, terms: int) -> np.ndarray:
+def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = False):
     """μ_k(φ(√q ·)) for k < terms in float64, by Gauss–Legendre quadrature split
     at the breakpoints against the orthonormal Hermite functions
     ψ_k = h_k e^{−z²/4} (stable three-term recurrence), so no He_k overflow."""
@@ -200,6 +202,9 @@ def hermite_f64(act: Activation, q: float, terms: int) -> np.ndarray:
     for k in range(terms):
         out[k] = f @ psi
         psi_prev, psi = psi, (z * psi - math.sqrt(k) * psi_prev) / math.sqrt(k + 1)
+    if second_moment:  # E[φ(√q Z)²] on the same nodes
+        phi = fn(math.sqrt(q) * z)
+        return out, float(np.sum(w * phi * phi * np.exp(-z * z / 2)) / math.sqrt(2 * math.pi))
     return out
 
 
