@@ -145,8 +145,10 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
                     which: str = "ntk"):
     """Eigenvalues λ_k (k ≤ kmax) and multiplicities of Θ(⟨x, y⟩) on S^{dim−1} (uniform probability).
 
-    κ_p come from the mpmath route (``digits``) for p < 256 and from the float64
-    FFT route above; the truncation bound uses Θ(1) − Σ_p κ_p ≥ 0 (all κ_p ≥ 0).
+    With closed-form dual kernels and order ≤ 8192 every κ_p comes from the
+    mpmath FFT route at ``digits``; otherwise from the float64 FFT route (the
+    first 256 refined by the mpmath route when closed forms exist).  The
+    truncation bound uses Θ(1) − Σ_p κ_p ≥ 0 (all κ_p ≥ 0).
     """
     from .errors import NtksymError
     from .spectrum.sphere import sphere_eigenvalues
@@ -155,18 +157,23 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
     act = as_activation(spec, params)
     dual = dual_kernels(act)
     net = dot_network(act, depth, sigma_w, sigma_b, preset)
-    from .series import series_fft, series_mpmath
+    from .series import series_fft, series_mpmath, series_mpmath_fft
     if order is None:
         order = max(256, 2 * kmax + 64, int(4 * kmax * kmax / max(dim - 1, 1)) + 64)
     order = min(order, 1 << 17)
-    fast = series_fft(act, dual, net, order)
-    coeffs = list(fast.ntk if which == "ntk" else fast.nngp)
-    total = fast.ntk_at_one if which == "ntk" else fast.nngp_at_one
-    head = min(order, 256)
-    if dual.khat is not None and not dual.kdot_distributional:
-        precise = series_mpmath(act, dual, net, head, digits)
-        coeffs[:head] = precise.ntk if which == "ntk" else precise.nngp
-        total = precise.ntk_at_one if which == "ntk" else precise.nngp_at_one
+    closed = dual.khat is not None and not dual.kdot_distributional
+    if closed and order <= 8192:   # every coefficient at the requested precision
+        s = series_mpmath_fft(act, dual, net, order, digits)
+        coeffs, total = list(s.ntk if which == "ntk" else s.nngp), s.ntk_at_one if which == "ntk" else s.nngp_at_one
+    else:                          # float64 coefficients, the first 256 refined with mpmath where possible
+        fast = series_fft(act, dual, net, order)
+        coeffs = list(fast.ntk if which == "ntk" else fast.nngp)
+        total = fast.ntk_at_one if which == "ntk" else fast.nngp_at_one
+        if closed:
+            head = min(order, 256)
+            precise = series_mpmath(act, dual, net, head, digits)
+            coeffs[:head] = precise.ntk if which == "ntk" else precise.nngp
+            total = precise.ntk_at_one if which == "ntk" else precise.nngp_at_one
     with mpmath.workdps(digits + 10):
         tail = max(mpmath.mpf(total) - mpmath.fsum(mpmath.mpf(c) for c in coeffs), mpmath.mpf(0))
     return sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)

@@ -169,3 +169,27 @@ def test_data_spectrum_report_bounds_hold():
     _, ntk = ntksym.kernel("relu", xn, depth=3, sigma_w=2 ** 0.5)
     lam = np.linalg.eigvalsh(ntk)[::-1]
     assert abs(lam[0] - r["ntk"].eigenvalues[0]) <= 300 * r["series_tail"] + 1e-9 * lam[0]
+
+
+def test_mpmath_fft_route_matches_mpmath_route_to_30_digits():
+    act = ntksym.activation("relu")
+    dual = ntksym.dual_kernels(act)
+    from ntksym.series import series_mpmath_fft
+    a = series_mpmath(act, dual, NET, 12, 30)
+    b = series_mpmath_fft(act, dual, NET, 64, 30)
+    with mpmath.workdps(30):
+        assert max(abs(x - y) for x, y in zip(a.ntk, b.ntk[:12])) < mpmath.mpf("1e-28")
+
+
+def test_sphere_spectrum_relu_exact_values_within_truncation():
+    """Murray's l = 2 ReLU NTK on S² (d = 3): λ = 1/2, 1/3, 5/64, 0, 1/192, 0, 23/16384 (exact rationals,
+    FORMULAS.md §4); at d = 3 the series converges slowly, so each value must lie within the reported
+    truncation bound (and the bound must be small)."""
+    exact = [sp.Rational(1, 2), sp.Rational(1, 3), sp.Rational(5, 64), 0, sp.Rational(1, 192), 0,
+             sp.Rational(23, 16384)]
+    spec = sphere_spectrum("relu", 1, 3, 6, sp.sqrt(2), 0, digits=25, order=4096)
+    # our first layer is σ_w² ρ = 2ρ: twice Murray's κ_p, hence twice λ_k
+    for k, lam in enumerate(exact):
+        err = abs(spec.eigenvalues[k] - 2 * mpmath.mpf(sp.N(lam, 30)))
+        assert err <= spec.truncation[k] + mpmath.mpf("1e-24"), (k, err, spec.truncation[k])
+        assert spec.truncation[k] < 1e-4
