@@ -6,6 +6,7 @@ and wall time is kept in the :class:`Derivation`, which printers, the CLI and
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -147,8 +148,11 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
 
     With closed-form dual kernels and order ≤ 8192 every κ_p comes from the
     mpmath FFT route at ``digits``; otherwise from the float64 FFT route (the
-    first 256 refined by the mpmath route when closed forms exist).  The
-    truncation bound uses Θ(1) − Σ_p κ_p ≥ 0 (all κ_p ≥ 0).
+    first 256 refined by the mpmath route when closed forms exist).  The error
+    bound reported per k (``truncation``) adds the series tail Θ(1) − Σ_p κ_p ≥ 0
+    (all κ_p ≥ 0) and the absolute round-off of the computed κ_p propagated
+    through the projection: eigenvalues far below it (e.g. very high k for
+    smooth activations, whose κ_p are below the round-off) are not resolved.
     """
     from .errors import NtksymError
     from .spectrum.sphere import sphere_eigenvalues
@@ -176,7 +180,13 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
             total = precise.ntk_at_one if which == "ntk" else precise.nngp_at_one
     with mpmath.workdps(digits + 10):
         tail = max(mpmath.mpf(total) - mpmath.fsum(mpmath.mpf(c) for c in coeffs), mpmath.mpf(0))
-    return sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)
+        # absolute error of each computed κ_p (Cauchy/FFT round-off × r^-P, with a factor 10 of margin)
+        delta = mpmath.mpf(total) * (mpmath.mpf(10) ** (-(digits + 11)) * mpmath.e ** 20 if closed and order <= 8192
+                                     else mpmath.mpf(4.4e-14))
+    spec = sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)
+    noise = sphere_eigenvalues([delta] * len(coeffs), dim, kmax, dps=digits)
+    bound = tuple(t + n for t, n in zip(spec.truncation, noise.eigenvalues))
+    return dataclasses.replace(spec, truncation=bound)
 
 
 def data_spectrum_report(spec: Any, x, depth: int, sigma_w=1.0, sigma_b=0.0, params: Mapping[str, Any] | None = None,
@@ -195,5 +205,13 @@ def data_spectrum_report(spec: Any, x, depth: int, sigma_w=1.0, sigma_b=0.0, par
     g = xn @ xn.T
     coeffs = np.clip(np.asarray(s.ntk, dtype=float), 0, None)  # κ_p ≥ 0; clip round-off below zero
     k = gram_from_coefficients(g, coeffs)
-    return {"ntk": data_spectrum(k), "input_gram": data_spectrum(g), "bounds": murray_bounds(g, coeffs),
-            "series_tail": float(s.ntk_at_one - coeffs.sum()), "coefficients": s}
+    from .spectrum.data import generic_eigenvalue_bound
+    spectrum = data_spectrum(k)
+    generic = []
+    for m in range(1, 7):  # Thm 4.8's key lemma: λ_k(K) ≤ ‖G^{⊙m}‖/n·Σ_{j≥m} κ_j for k > rank(H_m)
+        rank, bound = generic_eigenvalue_bound(g, coeffs, m)
+        if rank < len(spectrum.eigenvalues):
+            generic.append({"m": m, "rank_Hm": rank, "bound": bound,
+                            "measured_lambda_after_rank": float(spectrum.eigenvalues[rank]) / len(g)})
+    return {"ntk": spectrum, "input_gram": data_spectrum(g), "bounds": murray_bounds(g, coeffs),
+            "generic_bounds": generic, "series_tail": float(s.ntk_at_one - coeffs.sum()), "coefficients": s}

@@ -164,6 +164,8 @@ def test_data_spectrum_report_bounds_hold():
     r = ntksym.data_spectrum_report("relu", x, 3, 2 ** 0.5, 0.0, order=1000)
     b = r["bounds"]
     assert b["eff_K"] <= b["thm41_bound"] and b["eff_K_centered"] <= b["thm43_bound"]
+    assert r["generic_bounds"] and all(g["measured_lambda_after_rank"] <= g["bound"] * (1 + 1e-9)
+                                       for g in r["generic_bounds"])
     # the series Gram agrees with the closed-form kernel on the normalised data up to the series tail
     xn = x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(50)
     _, ntk = ntksym.kernel("relu", xn, depth=3, sigma_w=2 ** 0.5)
