@@ -245,7 +245,7 @@ def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order
 
 def _values_at_one(maps: LayerMaps, net: DotProductNetwork, variances):
     """Θ(1) and Σ(1) on the diagonal, by the recursion at c = q (real)."""
-    sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
+    sw2 = float(net.sigma_w) ** 2
     theta = variances[0]
     for q, qn in zip(variances[:-1], variances[1:]):
         if maps.closed:
@@ -266,26 +266,11 @@ def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, or
     maps = LayerMaps(act, dual)
     if not maps.closed:
         raise NtksymError("mpmath-precision series need closed-form dual kernels; use the fft route")
-    khat_mp, kdot_mp = maps._mp
     r = mpmath.mpf(1) / 2
     extra = int(order * math.log10(2)) + 10
     n = order + int((digits + 10) / math.log10(2)) + 8
     with mpmath.workdps(digits + extra):
-        gw, gb = (mpmath.mpf(sp.N(v, digits + extra)) for v in net.first)
-        sw2 = mpmath.mpf(sp.N(net.sigma_w, digits + extra)) ** 2
-        sb2 = mpmath.mpf(sp.N(net.sigma_b, digits + extra)) ** 2
-        pts = [r * mpmath.expjpi(2 * mpmath.mpf(j) / n) for j in range(n)]
-        s = [gw**2 * p + gb**2 for p in pts]
-        t = list(s)
-        q = gw**2 + gb**2
-        theta1 = q
-        for _ in range(net.depth):
-            sd = [kdot_mp(q, q, v) for v in s]
-            s = [sw2 * khat_mp(q, q, v) + sb2 for v in s]
-            t = [a + sw2 * b * c for a, b, c in zip(s, sd, t)]
-            qn = sw2 * maps.diag_mp[0](q) + sb2
-            theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
-            q = qn
+        s, t, theta1, q = _recursion_on_circle(maps, net, r, n, digits + extra)
         roots = [mpmath.expjpi(-2 * mpmath.mpf(j) / n) for j in range(n)]   # computed once
         out = []
         for vals in (s, t):
@@ -298,6 +283,26 @@ def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, or
         return PowerSeries(tuple(+c for c in out[0]), tuple(+c for c in out[1]), "mpmath (closed-form dual kernels)",
                            f"Cauchy formula at r = 1/2 with {n} points, {digits + extra} working digits: "
                            f"aliasing < 2^-{n - order}·Θ(1/2)", +theta1, +q)
+
+
+def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps: int):
+    """S_L and T_L at ρ_j = r e^{2πij/n} in mpmath (closed-form maps), plus Θ(1) and q_L."""
+    khat_mp, kdot_mp = maps._mp
+    gw, gb = (mpmath.mpf(sp.N(v, dps)) for v in net.first)
+    sw2 = mpmath.mpf(sp.N(net.sigma_w, dps)) ** 2
+    sb2 = mpmath.mpf(sp.N(net.sigma_b, dps)) ** 2
+    s = [gw**2 * r * mpmath.expjpi(2 * mpmath.mpf(j) / n) + gb**2 for j in range(n)]
+    t = list(s)
+    q = gw**2 + gb**2
+    theta1 = q
+    for _ in range(net.depth):
+        sd = [kdot_mp(q, q, v) for v in s]
+        s = [sw2 * khat_mp(q, q, v) + sb2 for v in s]
+        t = [a + sw2 * b * c for a, b, c in zip(s, sd, t)]
+        qn = sw2 * maps.diag_mp[0](q) + sb2
+        theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
+        q = qn
+    return s, t, theta1, q
 
 
 # ------------------------------------------------------------------ exact route
@@ -487,25 +492,10 @@ def series_mpmath_fft(act: Activation, dual: DualKernels, net: DotProductNetwork
     maps = LayerMaps(act, dual)
     if not maps.closed:
         raise NtksymError("high-precision series need closed-form dual kernels; use the fft route")
-    khat_mp, kdot_mp = maps._mp
     n = 1 << max(6, (4 * order - 1).bit_length())
     with mpmath.workdps(digits + 12):
         r = 1 - mpmath.mpf(20) / max(order, 20)
-        gw, gb = (mpmath.mpf(sp.N(v, digits + 12)) for v in net.first)
-        sw2 = mpmath.mpf(sp.N(net.sigma_w, digits + 12)) ** 2
-        sb2 = mpmath.mpf(sp.N(net.sigma_b, digits + 12)) ** 2
-        pts = [r * mpmath.expjpi(2 * mpmath.mpf(j) / n) for j in range(n)]
-        s = [gw**2 * p + gb**2 for p in pts]
-        t = list(s)
-        q = gw**2 + gb**2
-        theta1 = q
-        for _ in range(net.depth):
-            sd = [kdot_mp(q, q, v) for v in s]
-            s = [sw2 * khat_mp(q, q, v) + sb2 for v in s]
-            t = [a + sw2 * b * c for a, b, c in zip(s, sd, t)]
-            qn = sw2 * maps.diag_mp[0](q) + sb2
-            theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
-            q = qn
+        s, t, theta1, q = _recursion_on_circle(maps, net, r, n, digits + 12)
         out = []
         for vals in (s, t):
             spectrum = _fft_mp(vals)

@@ -7,8 +7,7 @@ import sympy as sp
 import ntksym
 from ntksym.errors import InputError, NetworkError
 from ntksym.finite.empirical import monte_carlo_kernels
-from ntksym.network import Network, evaluate, recursion
-from ntksym.kernels import kernel_functions
+from ntksym.network import Network, recursion
 
 
 def _data(seed=0, n=4, d=6):
@@ -126,7 +125,7 @@ def test_bad_networks(kw):
 
 
 def test_neural_tangents_cross_check():
-    nt = pytest.importorskip("neural_tangents")
+    pytest.importorskip("neural_tangents")
     import jax
     jax.config.update("jax_enable_x64", True)
     from neural_tangents import stax

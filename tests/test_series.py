@@ -10,8 +10,7 @@ import sympy as sp
 
 import ntksym
 from ntksym.cli import main
-from ntksym.derivation import power_series, sphere_spectrum
-from ntksym.errors import NtksymError
+from ntksym.derivation import sphere_spectrum
 from ntksym.kernels import kernel_functions
 from ntksym.network import Network, evaluate
 from ntksym.series import (DotProductNetwork, fit_decay, murray_preset, predicted_ntk_decay, series_exact,
