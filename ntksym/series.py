@@ -145,6 +145,8 @@ class LayerMaps:
             mods = ["numpy"]
             self._np = [sp.lambdify((Q1, Q2, C), e, mods) for e in (dual.khat, dual.kdot)]
             self._mp = [sp.lambdify((Q1, Q2, C), e, "mpmath") for e in (dual.khat, dual.kdot)]
+            # both kernels in one call, sharing subexpressions such as asin(c/q): half the cost
+            self.mp_pair = sp.lambdify((Q1, Q2, C), [dual.khat, dual.kdot], "mpmath", cse=True)
             # diagonal maps simplified symbolically: exact at c = q, where the general forms lose √ε
             qs = sp.Symbol("q", positive=True)
             diag = [dual.diagonal("khat"), dual.diagonal("kdot")]
@@ -287,7 +289,7 @@ def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, or
 
 def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps: int):
     """S_L and T_L at ρ_j = r e^{2πij/n} in mpmath (closed-form maps), plus Θ(1) and q_L."""
-    khat_mp, kdot_mp = maps._mp
+    pair = maps.mp_pair
     gw, gb = (mpmath.mpf(sp.N(v, dps)) for v in net.first)
     sw2 = mpmath.mpf(sp.N(net.sigma_w, dps)) ** 2
     sb2 = mpmath.mpf(sp.N(net.sigma_b, dps)) ** 2
@@ -296,9 +298,9 @@ def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps
     q = gw**2 + gb**2
     theta1 = q
     for _ in range(net.depth):
-        sd = [kdot_mp(q, q, v) for v in s]
-        s = [sw2 * khat_mp(q, q, v) + sb2 for v in s]
-        t = [a + sw2 * b * c for a, b, c in zip(s, sd, t)]
+        both = [pair(q, q, v) for v in s]
+        s = [sw2 * kh + sb2 for kh, _ in both]
+        t = [a + sw2 * kd * c for a, (_, kd), c in zip(s, both, t)]
         qn = sw2 * maps.diag_mp[0](q) + sb2
         theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
         q = qn
