@@ -181,8 +181,9 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
     with mpmath.workdps(digits + 10):
         tail = max(mpmath.mpf(total) - mpmath.fsum(mpmath.mpf(c) for c in coeffs), mpmath.mpf(0))
         # absolute error of each computed κ_p (Cauchy/FFT round-off × r^-P, with a factor 10 of margin)
-        delta = mpmath.mpf(total) * (mpmath.mpf(10) ** (-(digits + 11)) * mpmath.e ** 20 if closed and order <= 8192
-                                     else mpmath.mpf(4.4e-14))
+        from .series import MP_FFT_GUARD, MP_FFT_SHIFT
+        delta = mpmath.mpf(total) * (mpmath.mpf(10) ** (-(digits + MP_FFT_GUARD - 1)) * mpmath.e ** MP_FFT_SHIFT
+                                     if closed and order <= 8192 else mpmath.mpf(4.4e-14))
     spec = sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)
     noise = sphere_eigenvalues([delta] * len(coeffs), dim, kmax, dps=digits)
     bound = tuple(t + n for t, n in zip(spec.truncation, noise.eigenvalues))

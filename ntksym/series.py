@@ -33,6 +33,8 @@ Hermite series Σ_k μ_k(φ_q)² t^k truncated at K terms, whose neglected mass
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -46,6 +48,9 @@ from .gaussian.dual import C, Q1, Q2, DualKernels
 from .gaussian.hermite import tidy
 
 RHO = sp.Symbol("rho", real=True)
+MP_FFT_SHIFT = 40   # r = 1 − SHIFT/P on the high-precision FFT route
+MP_FFT_GUARD = 20   # guard digits absorbing the amplification r^{−P} ≈ e^{SHIFT}
+PILOT = 512         # pilot order for layer maps given by Hermite series
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,11 @@ class LayerMaps:
         return (lambda c: horner(alpha, c / q)), (lambda c: horner(beta, c / q)), tail
 
 
+@functools.lru_cache(maxsize=64)
+def _leggauss(n: int):
+    return np.polynomial.legendre.leggauss(n)
+
+
 def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = False):
     """μ_k(φ(√q ·)) for k < terms in float64, by Gauss–Legendre quadrature split
     at the breakpoints against the orthonormal Hermite functions
@@ -194,7 +204,7 @@ def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = Fal
     zs, ws = [], []
     for a, b in zip(cuts[:-1], cuts[1:]):
         n = max(64, int(2.5 * terms * (b - a) / (2 * half)) + 64)
-        x, w = np.polynomial.legendre.leggauss(n)
+        x, w = _leggauss(n)
         zs.append((b - a) / 2 * x + (a + b) / 2)
         ws.append((b - a) / 2 * w)
     z, w = np.concatenate(zs), np.concatenate(ws)
@@ -219,6 +229,17 @@ def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order
     if order < 1:
         raise NtksymError("order must be >= 1")
     maps = LayerMaps(act, dual, hermite_terms)
+    if not maps.closed and order > 2 * PILOT:
+        # Hermite-series maps are costly at N ≈ 13P points: run a pilot; if its upper half is already at
+        # the round-off level, the higher coefficients are too (non-negative, decaying), and are reported
+        # as 0, within the route's stated absolute accuracy.
+        pilot = series_fft(act, dual, net, PILOT, hermite_terms)
+        level = 50 * 2.2e-16 * abs(pilot.ntk_at_one)   # the route's stated absolute accuracy, with margin
+        if max(abs(c) for c in pilot.ntk[PILOT // 2:] + pilot.nngp[PILOT // 2:]) < level:
+            pad = (0.0,) * (order - PILOT)
+            return dataclasses.replace(pilot, nngp=pilot.nngp + pad, ntk=pilot.ntk + pad,
+                                       accuracy=pilot.accuracy + f"; κ_p for p ≥ {PILOT} are below the "
+                                       "round-off level 1e-14·Θ(1) (pilot) and reported as 0")
     sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
     gw, gb = net.first
     r = 1 - 3 / max(order, 12)
@@ -489,15 +510,16 @@ def _fft_mp(values: list) -> list:
 def series_mpmath_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order: int, digits: int = 30
                       ) -> PowerSeries:
     """κ_p for p < order to ``digits`` digits, for large orders: Cauchy's formula on
-    |ρ| = r = 1 − 20/P with N ≥ 4P points (aliasing ≤ r^N ≈ e^{−80}), round-off
-    amplification r^{−P} ≈ e^{20} absorbed by 12 guard digits, and an mpmath FFT."""
+    |ρ| = r = 1 − 40/P with N ≥ 2P points (aliasing ≤ r^N ≈ e^{−80}), round-off
+    amplification r^{−P} ≈ e^{40} absorbed by 20 guard digits, and an mpmath FFT.
+    The absolute error of each κ_p is about Θ(1)·10^{−digits−GUARD}·e^{SHIFT}."""
     maps = LayerMaps(act, dual)
     if not maps.closed:
         raise NtksymError("high-precision series need closed-form dual kernels; use the fft route")
-    n = 1 << max(6, (4 * order - 1).bit_length())
-    with mpmath.workdps(digits + 12):
-        r = 1 - mpmath.mpf(20) / max(order, 20)
-        s, t, theta1, q = _recursion_on_circle(maps, net, r, n, digits + 12)
+    n = 1 << max(6, (2 * order - 1).bit_length())            # N ≥ 2P
+    with mpmath.workdps(digits + MP_FFT_GUARD):
+        r = 1 - mpmath.mpf(MP_FFT_SHIFT) / max(order, MP_FFT_SHIFT)   # r^N ≤ e^{−2·SHIFT}
+        s, t, theta1, q = _recursion_on_circle(maps, net, r, n, digits + MP_FFT_GUARD)
         out = []
         for vals in (s, t):
             spectrum = _fft_mp(vals)
@@ -510,5 +532,6 @@ def series_mpmath_fft(act: Activation, dual: DualKernels, net: DotProductNetwork
     with mpmath.workdps(digits):
         return PowerSeries(tuple(+c for c in out[0]), tuple(+c for c in out[1]),
                            "mpmath FFT (closed-form dual kernels)",
-                           f"Cauchy formula at r = 1 − 20/P with {n} points, {digits + 12} working digits: "
-                           "aliasing ≤ e^-80·Θ(1)", +theta1, +q)
+                           f"Cauchy formula at r = 1 − {MP_FFT_SHIFT}/P with {n} points, "
+                           f"{digits + MP_FFT_GUARD} working digits: aliasing ≤ e^-{2 * MP_FFT_SHIFT}·Θ(1)",
+                           +theta1, +q)
