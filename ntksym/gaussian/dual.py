@@ -19,6 +19,7 @@ Rules, tried in order (each result records its route):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +60,12 @@ class DualKernels:
         return tidy(e)
 
 
+@functools.lru_cache(maxsize=128)
 def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKernels:
-    """Derive Σ̂ and Σ̇ for φ = ``expr`` (parameters already substituted)."""
+    """Derive Σ̂ and Σ̇ for φ = ``expr`` (parameters already substituted).
+
+    Results are cached per expression: the derivation is pure, and the series,
+    spectrum and kernel routes all start from it."""
     try:
         with time_limit(seconds, "dual-kernel derivation"):
             return _derive(expr, x)
