@@ -16,6 +16,7 @@ from .activation import CATALOGUE, Activation, catalogue_names
 from .activation import make_activation as activation
 from .derivation import (Derivation, data_spectrum_report, derive, dual_kernels, hermite, kernel, power_series,
                          sphere_spectrum)
+from .eoc import cosine_map, edge_of_chaos, phase
 from .errors import (ActivationError, InputError, NetworkError, NtksymError,
                      ParseError)
 from .gaussian.dual import C, Q1, Q2, DualKernels
@@ -25,6 +26,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Activation", "activation", "catalogue_names", "CATALOGUE", "hermite", "dual_kernels", "kernel",
-    "derive", "Derivation", "power_series", "sphere_spectrum", "data_spectrum_report", "DualKernels", "Network", "recursion", "Q1", "Q2", "C",
+    "derive", "Derivation", "power_series", "sphere_spectrum", "data_spectrum_report", "edge_of_chaos", "phase", "cosine_map", "DualKernels", "Network", "recursion", "Q1", "Q2", "C",
     "NtksymError", "ParseError", "ActivationError", "NetworkError", "InputError", "__version__",
 ]

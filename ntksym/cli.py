@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=None, help="number of series coefficients used")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("eoc", help="edge of chaos for a given sigma_b, or the phase of (sigma_w, sigma_b)")
+    _activation_args(p)
+    p.add_argument("--sigma-w", default=None, help="give it to get the phase of (sigma_w, sigma_b)")
+    p.add_argument("--sigma-b", default="0")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("kernel", help="NNGP/NTK Gram matrices on data")
     _activation_args(p)
     _network_args(p)
@@ -223,7 +229,34 @@ def cmd_spectrum(args) -> int:
     return 0
 
 
-COMMANDS = {"derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel, "series": cmd_series,
+def cmd_eoc(args) -> int:
+    import mpmath
+    from . import eoc
+    act = api.as_activation(args.activation, _params(args.param))
+    dual = api.dual_kernels(act)
+    sb = _sigma(args.sigma_b, "sigma-b")
+    if args.sigma_w is None:
+        e = eoc.edge_of_chaos(act, dual, sb)
+        out = {"sigma_w": mpmath.nstr(e.sigma_w, 20), "sigma_b": mpmath.nstr(e.sigma_b, 20),
+               "q_star": None if e.q_star is None else mpmath.nstr(e.q_star, 20),
+               "chi1": mpmath.nstr(e.chi1, 20), "exact": None if e.exact is None else str(e.exact), "route": e.route}
+        if e.q_star is None:
+            out["note"] = "positively homogeneous activation: every q is a fixed point at the EOC"
+    else:
+        ph = eoc.phase(act, dual, _sigma(args.sigma_w, "sigma-w"), sb)
+        out = {"sigma_w": mpmath.nstr(ph.sigma_w, 20), "sigma_b": mpmath.nstr(ph.sigma_b, 20),
+               "q_star": mpmath.nstr(ph.q_star, 20), "chi1": mpmath.nstr(ph.chi1, 20), "phase": ph.phase,
+               "xi_q": mpmath.nstr(ph.xi_q, 15), "xi_c": mpmath.nstr(ph.xi_c, 15), "c_star": mpmath.nstr(ph.c_star, 15),
+               "route": ph.route}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:8s} {v}")
+    return 0
+
+
+COMMANDS = {"eoc": cmd_eoc, "derive": cmd_derive, "hermite": cmd_hermite, "kernel": cmd_kernel, "series": cmd_series,
             "spectrum": cmd_spectrum}
 
 
