@@ -233,3 +233,52 @@ def cosine_map(act: Activation, dual: DualKernels) -> CosineMap:
     if sp.simplify(rho_map - template.subs(DELTA, delta)) != 0:
         raise NtksymError("could not rewrite the correlation map in Δφ")  # pragma: no cover - a derivation bug
     return CosineMap(delta, template, sp.simplify(sp.diff(template, RHO)), sp.simplify(1 / (a**2 + b**2)))
+
+
+# --------------------------------------------------------- Terjék & González-Sánchez (2025)
+
+
+def eoc_ntk_dot(delta: float, layers: int, rho):
+    """u_l(ρ) of Prop. 10: the EOC NTK of φ = a·s + b·|s| (σ² = 1/(a²+b²), no biases, l weight
+    layers, first layer ⟨x₁, x₂⟩) is K(x₁, x₂) = ‖x₁‖‖x₂‖ u_l(ρ).  Recursion u₁ = ρ,
+    u_{k+1} = ϱ'(ρ_k) u_k + ρ_{k+1}, ρ_{k+1} = ϱ(ρ_k), with the Δφ cosine map (vectorised, float64).
+    Float64 limits it: 1 − ρ_l ~ l⁻², so beyond l ~ 10³ off-diagonal values carry relative errors
+    ~ ε·l² in the distance to the diagonal."""
+    import numpy as np
+    rho = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
+    u = rho.copy()
+    r = rho
+    for _ in range(layers - 1):
+        r = np.where(r > 1 - 4e-16, 1.0, r)   # parallel within rounding: keep the diagonal exact
+        s = np.sqrt(np.maximum(1 - r * r, 0.0))
+        asin = np.arctan2(r, s)
+        dr = (1 - delta) + delta * 2 / np.pi * asin
+        r_next = np.minimum((1 - delta) * r + delta * 2 / np.pi * (s + r * asin), 1.0)
+        u = dr * u + r_next
+        r = r_next
+    return u
+
+
+def inverse_cosine_approximation(delta: float, layers: int, rho):
+    """Prop. 14's approximation Δ⁻¹(3π/16)·w_l − 1/8, w_l = ((1 − ρ_l)/2)^{−1/2}, an upper bound on u_l
+    that is tight up to O(Δ⁻² l⁻¹) (ρ_l is the correlation after l − 1 applications of ϱ)."""
+    import numpy as np
+    r = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
+    for _ in range(layers - 1):
+        s = np.sqrt(np.maximum(1 - r * r, 0.0))
+        r = np.minimum((1 - delta) * r + delta * 2 / np.pi * (s + r * np.arctan2(r, s)), 1.0)
+    with np.errstate(divide="ignore"):
+        w = ((1 - r) / 2) ** -0.5
+    return 3 * np.pi / (16 * delta) * w - 0.125
+
+
+def eoc_gram_condition(x, delta: float, layers: int) -> float:
+    """Condition number of the EOC NTK Gram matrix [K(x_i, x_j)/n] of a data set (Thm 18: it tends
+    to (τ̄²/τ̲²)(1 + n/3) as l → ∞, the excess decaying like Δ⁻¹ n / l)."""
+    import numpy as np
+    x = np.asarray(x, dtype=float)
+    norms = np.linalg.norm(x, axis=1)
+    rho = (x @ x.T) / np.outer(norms, norms)
+    k = np.outer(norms, norms) * eoc_ntk_dot(delta, layers, rho) / len(x)
+    w = np.linalg.eigvalsh((k + k.T) / 2)
+    return float(w[-1] / w[0])

@@ -96,3 +96,55 @@ def test_cli_eoc_json(capsys):
     assert out["phase"] == "ordered" and out["q_star"].startswith("1.2")
     assert main(["eoc", "relu", "--sigma-b", "0.1"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_prop10_recursion_equals_generic_recursion():
+    """u_l(ρ) (Δφ form) vs the engine's closed-form dual kernels run through the generic recursion
+    (σ_w² = 1/(a²+b²), σ_b = 0, first layer ⟨x, y⟩): agreement to 1e-12 for l ≤ 8."""
+    import numpy as np
+    from ntksym.eoc import eoc_ntk_dot
+    from ntksym.kernels import compile_closed_form
+    for name, params in [("relu", {}), ("abs", {}), ("abrelu", {"a": "0.5", "b": "1"})]:
+        act = ntksym.activation(name, params)
+        dual = ntksym.dual_kernels(act)
+        cm = cosine_map(act, dual)
+        sw2, delta = float(cm.sigma_w2), float(cm.delta)
+        khat, kdot = compile_closed_form(dual.khat), compile_closed_form(dual.kdot)
+        rho = np.array([-0.9, -0.2, 0.0, 0.5, 0.99, 1.0])
+        s, t, q = rho.copy(), rho.copy(), np.ones_like(rho)
+        for layers in range(2, 9):
+            sd = kdot(q, q, s)
+            s = sw2 * khat(q, q, s)
+            t = s + sw2 * sd * t
+            q = sw2 * khat(q, q, q)
+            np.testing.assert_allclose(eoc_ntk_dot(delta, layers, rho), t, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(q, 1.0, rtol=1e-14)   # Prop 8: the diagonal is preserved
+
+
+def test_prop14_inverse_cosine_distance_bound_and_rate():
+    """u_l ≤ Δ⁻¹(3π/16) w_l − 1/8 and the gap is O(Δ⁻²/l): (upper − u_l)·l·Δ² stays in [1, 8]
+    (l ≤ 1000: beyond, float64 cannot resolve 1 − ρ_l ~ l⁻²)."""
+    import numpy as np
+    from ntksym.eoc import eoc_ntk_dot, inverse_cosine_approximation
+    rho = np.array([-0.5, 0.0, 0.8])
+    for delta in (0.25, 0.5, 1.0):
+        for layers in (10, 100, 1000):
+            gap = inverse_cosine_approximation(delta, layers, rho) - eoc_ntk_dot(delta, layers, rho)
+            assert np.all(gap >= -1e-9)
+            if layers >= 100:
+                assert np.all((gap * layers * delta**2 > 1) & (gap * layers * delta**2 < 8))
+
+
+def test_thm18_condition_number_limit_and_delta_ordering():
+    """κ(K) → 1 + n/3 for unit-norm data as l → ∞, faster for larger Δφ (|s| beats ReLU beats Δ = 1/8)."""
+    import numpy as np
+    from ntksym.eoc import eoc_gram_condition
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    limit = 1 + 32 / 3
+    excess = {d: [eoc_gram_condition(x, d, l) - limit for l in (64, 1024, 16384)] for d in (0.125, 0.5, 1.0)}
+    for d, ex in excess.items():
+        assert ex[0] > ex[1] > ex[2] > 0 and ex[2] < 0.05 * limit
+        assert ex[1] / ex[2] == pytest.approx(16, rel=0.35)       # excess ~ n/(Δ l): ×16 in l → ÷16
+    assert excess[1.0][1] < excess[0.5][1] < excess[0.125][1]
