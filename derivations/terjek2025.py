@@ -18,7 +18,8 @@ import numpy as np
 import sympy as sp
 
 import ntksym
-from ntksym.eoc import cosine_map, edge_of_chaos, eoc_gram_condition, eoc_ntk_dot, inverse_cosine_approximation
+from ntksym.eoc import (cosine_map, edge_of_chaos, eoc_gram_condition, eoc_ntk_dot, inverse_cosine_approximation,
+                        thm18_condition_prediction)
 
 OUT = pathlib.Path(__file__).with_name("TERJEK2025.md")
 FAMILY = [("identity-like a=1, b=1/3", {"a": "1", "b": "1/3"}), ("ReLU (a = b = 1/2)", {"a": "1/2", "b": "1/2"}),
@@ -50,12 +51,12 @@ def main():
     x = rng.normal(size=(32, 16))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     rows += ["", "## Thm 18 / Remark 20: condition number of the NTK Gram matrix (n = 32 on S^15), limit 1 + n/3 = "
-             f"{1 + 32 / 3:.3f}", "", "| activation | Δφ | l = 4 | l = 64 | l = 1024 | l = 16384 | excess·l (l = 16384) |",
-             "|---|---|---|---|---|---|---|"]
+             f"{1 + 32 / 3:.3f}", "", "| activation | Δφ | l = 4 | l = 64 | l = 1024 | l = 16384 | excess·l (l = 16384) | Thm 18 leading term, l = 1024 |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, delta in deltas + [("Δ = 1/8", 0.125)]:
         ks = [eoc_gram_condition(x, delta, layers) for layers in (4, 64, 1024, 16384)]
         rows.append(f"| {label} | {delta:.3f} | " + " | ".join(f"{k:.3f}" for k in ks)
-                    + f" | {(ks[-1] - 1 - 32 / 3) * 16384:.0f} |")
+                    + f" | {(ks[-1] - 1 - 32 / 3) * 16384:.0f} | {thm18_condition_prediction(x, delta, 1024):.3f} |")
     rows += ["", "The excess κ − (1 + n/3) falls like 1/l and is smaller for larger Δφ: abs(s) (Δ = 1) "
              "conditions faster than ReLU (Δ = 1/2), as Remark 20 predicts.", ""]
     OUT.write_text("\n".join(rows))

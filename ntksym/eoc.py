@@ -139,22 +139,42 @@ def phase(act: Activation, dual: DualKernels, sigma_w, sigma_b, tol: float = 1e-
     m = _Moments(act, dual)
     with mpmath.workdps(DPS):
         sw2, sb2 = _mp(sigma_w) ** 2, _mp(sigma_b) ** 2
-        if homogeneous_degree_one(act) and sb2 == 0:
-            q = mpmath.mpf(1)        # every q is mapped by the same factor: conditions are q-free
+        q_report = None
+        if homogeneous_degree_one(act):
+            # E[φ(√q Z)²] = q E[φ²], E[φ'²] constant: conditions are q-free.  q* = σ_b²/(1 − σ_w²E[φ²])
+            # when that is finite; otherwise q grows without bound and the bias becomes negligible.
+            grow = sw2 * m.m2(1)
+            if sb2 != 0:
+                q_report = sb2 / (1 - grow) if grow < 1 else mpmath.inf
+            if sb2 != 0 and grow >= 1:
+                sb2 = mpmath.mpf(0)
+            q = mpmath.mpf(1) if q_report in (None, mpmath.inf) else q_report
         else:
-            q = fixed_point(m, sw2, sb2)
+            try:
+                q = fixed_point(m, sw2, sb2)
+            except (ValueError, ZeroDivisionError):
+                raise NtksymError("no finite fixed point q* of the variance map for this initialization") from None
         chi1 = sw2 * m.kd(q)
         dv = mpmath.diff(lambda v: sw2 * m.m2(v) + sb2, q)
-        xi_q = mpmath.inf if abs(dv - 1) < tol or dv <= 0 else -1 / mpmath.log(dv)
+        xi_q = mpmath.inf if dv >= 1 - tol or dv <= 0 else -1 / mpmath.log(dv)   # no attracting q*: ∞
         name = "edge of chaos" if abs(chi1 - 1) < tol else ("ordered" if chi1 < 1 else "chaotic")
         c_star = mpmath.mpf(1)
-        if chi1 > 1 + tol:  # c = 1 unstable: the other fixed point of the correlation map
-            c_star = mpmath.findroot(lambda c: (sw2 * m.khat(q, c) + sb2) / q - c, (mpmath.mpf("-0.999"),
-                                     mpmath.mpf("0.999") if m.exact else 1 - mpmath.mpf(10) ** -6), solver="anderson")
-        slope = sw2 * m.kdot(q, c_star) if c_star != 1 else chi1
+        if homogeneous_degree_one(act) and (q_report is None or q_report == mpmath.inf):
+            slope = m.kd(1) / m.m2(1)   # the normalised correlation map ϱ(c) = k̂(c)/k̂(1): c* = 1
+        else:
+            if chi1 > 1 + tol:  # c = 1 unstable: iterate the correlation map to its stable fixed point
+                c = mpmath.mpf(0)
+                for _ in range(2000):
+                    c_new = (sw2 * m.khat(q, c) + sb2) / q
+                    if abs(c_new - c) < mpmath.mpf(10) ** (-14):
+                        break
+                    c = c_new
+                c_star = c_new
+            slope = sw2 * m.kdot(q, c_star) if c_star != 1 else chi1
         xi_c = mpmath.inf if abs(slope - 1) < tol else -1 / mpmath.log(slope)
         route = "closed-form Gaussian moments" if m.exact else "mpmath quadrature"
-        return Phase(sw2 ** 0.5, sb2 ** 0.5, q, chi1, name, xi_q, xi_c, c_star, route)
+        q_star = q if q_report is None else q_report
+        return Phase(sw2 ** 0.5, _mp(sigma_b), q_star, chi1, name, xi_q, xi_c, c_star, route)
 
 
 def edge_of_chaos(act: Activation, dual: DualKernels, sigma_b=0) -> EdgeOfChaos:
@@ -282,3 +302,42 @@ def eoc_gram_condition(x, delta: float, layers: int) -> float:
     k = np.outer(norms, norms) * eoc_ntk_dot(delta, layers, rho) / len(x)
     w = np.linalg.eigvalsh((k + k.T) / 2)
     return float(w[-1] / w[0])
+
+
+def eoc_nngp_dot(delta: float, layers: int, rho):
+    """ρ_l = ϱ^{∘(l−1)}(ρ): the EOC NNGP of the a·s + b·|s| family is ‖x₁‖‖x₂‖ ρ_l (Prop. 8–9)."""
+    import numpy as np
+    r = np.clip(np.asarray(rho, dtype=float), -1.0, 1.0)
+    for _ in range(layers - 1):
+        r = np.where(r > 1 - 4e-16, 1.0, r)
+        s = np.sqrt(np.maximum(1 - r * r, 0.0))
+        r = np.minimum((1 - delta) * r + delta * 2 / np.pi * (s + r * np.arctan2(r, s)), 1.0)
+    return r
+
+
+def thm18_condition_prediction(x, delta: float, layers: int) -> float:
+    """Leading term of Thm 18: κ(K) ≈ (τ̄²/τ̲²)(1 + n/3 + (16/9) n ξ/(l − 4ξ/3)) with
+    ξ = (3/8)(Δ⁻¹(π/2)W + log(Δ⁻¹(3π/4)W + l − 1) − 1), W taken as the mean inverse cosine
+    distance ((1 − ρ_ij)/2)^{−1/2} over pairs i ≠ j (the paper's W is a data-dependent Θ(1) constant)."""
+    import numpy as np
+    x = np.asarray(x, dtype=float)
+    norms = np.linalg.norm(x, axis=1)
+    rho = (x @ x.T) / np.outer(norms, norms)
+    off = ~np.eye(len(x), dtype=bool)
+    w = float(np.mean(((1 - np.clip(rho[off], -1, 1 - 1e-15)) / 2) ** -0.5))
+    xi = 3 / 8 * (np.pi / (2 * delta) * w + np.log(3 * np.pi / (4 * delta) * w + layers - 1) - 1)
+    n = len(x)
+    return float((norms.max() / norms.min()) ** 2 * (1 + n / 3 + 16 / 9 * n * xi / (layers - 4 * xi / 3)))
+
+
+def phase_diagram(act: Activation, dual: DualKernels, sigma_ws, sigma_bs):
+    """χ₁ and the phase on a (σ_w, σ_b) grid: rows follow ``sigma_bs``, columns ``sigma_ws``."""
+    chi = [[phase(act, dual, sw, sb).chi1 for sw in sigma_ws] for sb in sigma_bs]
+    names = [["edge of chaos" if abs(c - 1) < 1e-12 else ("ordered" if c < 1 else "chaotic") for c in row]
+             for row in chi]
+    return chi, names
+
+
+def eoc_curve(act: Activation, dual: DualKernels, sigma_bs):
+    """The EOC curve σ_w(σ_b) (with q*) at the given σ_b values."""
+    return [edge_of_chaos(act, dual, sb) for sb in sigma_bs]

@@ -148,3 +148,24 @@ def test_thm18_condition_number_limit_and_delta_ordering():
         assert ex[0] > ex[1] > ex[2] > 0 and ex[2] < 0.05 * limit
         assert ex[1] / ex[2] == pytest.approx(16, rel=0.35)       # excess ~ n/(Δ l): ×16 in l → ÷16
     assert excess[1.0][1] < excess[0.5][1] < excess[0.125][1]
+
+
+def test_thm18_leading_term_and_nngp_and_phase_diagram():
+    import numpy as np
+    from ntksym.eoc import eoc_gram_condition, eoc_nngp_dot, phase_diagram, thm18_condition_prediction
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(24, 12))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for delta in (0.5, 1.0):   # Thm 18's leading term with W = mean inverse cosine distance: within 1 % at l = 1024
+        assert thm18_condition_prediction(x, delta, 1024) == pytest.approx(eoc_gram_condition(x, delta, 1024), rel=0.01)
+    # the EOC NNGP of ReLU through the generic closed-form recursion (σ_w² = 2, no bias, unit variance)
+    from ntksym.kernels import compile_closed_form
+    khat = compile_closed_form(ntksym.dual_kernels("relu").khat)
+    rho = np.array([-0.7, 0.1, 0.9])
+    s = rho.copy()
+    for _ in range(5):
+        s = 2 * khat(np.ones(3), np.ones(3), s)
+    np.testing.assert_allclose(eoc_nngp_dot(0.5, 6, rho), s, rtol=1e-13)
+    act = ntksym.activation("relu")
+    chi, names = phase_diagram(act, ntksym.dual_kernels(act), [1.0, 2 ** 0.5, 2.0], [0.0, 0.5])
+    assert names == [["ordered", "edge of chaos", "chaotic"]] * 2
