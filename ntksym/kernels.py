@@ -8,6 +8,8 @@ Gauss–Hermite quadrature (:func:`ntksym.gaussian.dual.gauss_hermite_dual`).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy as sp
 
@@ -82,8 +84,11 @@ def compile_closed_form(expr: sp.Expr):
     return call
 
 
+@functools.lru_cache(maxsize=64)
 def kernel_functions(act: Activation, dual: DualKernels, gh_order: int = GH_ORDER):
-    """(callable, label): the dual kernels on arrays, and the route used."""
+    """(callable, label): the dual kernels on arrays, and the route used.
+
+    Cached: compiling closed forms and estimating quadrature errors is done once per activation."""
     if dual.khat is not None and dual.kdot is not None:
         khat, kdot = compile_closed_form(dual.khat), compile_closed_form(dual.kdot)
 
