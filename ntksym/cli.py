@@ -124,7 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", required=True, help=".npy file, shape (n1, d)")
     p.add_argument("--inputs2", help=".npy file, shape (n2, d) (default: inputs)")
     p.add_argument("--out", required=True, help="output .npz with arrays nngp and ntk")
+
+    for name in EXTENSIONS:  # subcommands that live next to their subject (ntksym/commands/<name>.py)
+        COMMANDS.update(_extension(name).register(sub))
     return parser
+
+
+# Each module ntksym.commands.<name> has register(subparsers) -> {command: handler}; handlers
+# may use the helpers of this module (_activation_args, _network_args, _params, _load, ...).
+EXTENSIONS = ("empirical", "rmt", "codegen")
+
+
+def _extension(name: str):
+    import importlib
+    return importlib.import_module(f"ntksym.commands.{name}")
 
 
 def _load(path: str) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Code generation: standalone kernel modules (filled in by issue 6)."""

@@ -1,0 +1,1 @@
+"""LaTeX reports (issue 7)."""
