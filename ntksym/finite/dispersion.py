@@ -1,0 +1,307 @@
+"""NTK dispersion E[Θ²]/E[Θ]² of deep ReLU networks at depth ~ width.
+
+References
+----------
+* B. Hanin and M. Nica, "Finite depth and width corrections to the neural
+  tangent kernel", ICLR 2020 (arXiv 1909.05989), Thm 1: for equal widths
+  ``E[K²]/E[K]² ≃ exp(5 L/M)`` up to universal constants.
+* M. Seleznova and G. Kutyniok, "Analyzing finite neural networks: can we
+  trust neural tangent kernel theory?", ICML 2022 (MSML 2021): the dispersion
+  in the ordered, EOC and chaotic phases as a function of ``λ = L/M``.
+
+Setup (that of Seleznova & Kutyniok's code; see ``FORMULAS.md`` §7)
+------------------------------------------------------------------
+ReLU MLP in the *standard* parameterization, ``W^l ~ N(0, σ_w²/fan_in)`` on
+every layer including the readout, biases initialised at zero but trainable,
+input dimension ``n_0 = M``, ``L`` hidden layers of width ``M``, one output,
+``‖x‖ = 1``; ``Θ(x, x) = Σ_{l=1}^{L+1} ‖∂f/∂W^l‖² + ‖∂f/∂b^l‖²``.  With
+:func:`ntksym.finite.empirical.sample_network` this is
+``parameterization="standard", sigma_b=0`` (the bias multiplier is 1 in the
+standard parameterization, so the bias gradients count).
+
+Exact scalar representation (derived in FORMULAS §7 and re-derived here)
+-----------------------------------------------------------------------
+Per hidden layer ``j``: ``K_j ~ Bin(M, 1/2)``; given ``K_j``, ``X_j ~ χ²_{K_j}``
+and ``Y_j ~ χ²_{K_j−1}`` independent; ``x_j = 2X_j/M``, ``y_j = 2Y_j/M``; one
+``ξ ~ N(0, 1)`` (the readout weight along ``h^L``); ``a = σ_w²/2``:
+
+* ``‖h^{l−1}‖² = a^{l−1} ∏_{j<l} x_j``,
+* ``‖δ^l‖² = a ŷ_l ‖δ^{l+1}‖² + f²/‖h^l‖²`` with ``f² = (2/M) a ξ² ‖h^L‖²``
+  (Euler: ``f = ⟨δ^{l+1}, z^{l+1}⟩``; ``D_l − u uᵀ`` is a rank ``K_l − 1``
+  projection), i.e. ``‖δ^l‖² = a^{L−l+1}[∏_{j=l}^L y_j + (2/M)ξ² Σ_{m=l}^L
+  ∏_{j=l}^{m−1} y_j ∏_{j=m+1}^L x_j]``,
+* ``Θ = Σ_{l=1}^{L+1} (‖h^{l−1}‖² + 1) ‖δ^l‖²``
+
+(the event of a dead layer, probability ``≤ L 2^{−M}``, is ignored).
+Expanding ``Θ`` gives a sum over *paths*: words over the layers with one
+letter per layer from {``1``, ``x``, ``y``}.  The words are those accepted by
+a 5-state automaton (below), so ``E[Θ]`` is a product of 5×5 transfer
+matrices and ``E[Θ²]`` (pairs of paths, per-layer moments ``E[x²] = 1 + 5/M``,
+``E[y²] = 1 + 1/M − 4/M²``, ``E[xy] = 1 − 1/M``, ``E[y] = 1 − 2/M``,
+``E[x] = 1``, ``E[ξ⁴] = 3``) of 25×25 ones.  Both are exact for finite
+``(M, L)``; with ``exact=True`` they are computed in rational arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+
+from ntksym.errors import NetworkError
+
+__all__ = [
+    "PHASES", "TheoryMoments", "exact_moments", "mean_ntk", "dispersion", "r_eoc", "r_weights", "r_chaotic",
+    "hanin_nica", "ordered_limit", "continuum_limit", "relu_phase", "seleznova_inputs",
+]
+
+PHASES = ("ordered", "eoc", "chaotic")
+TERMS = ("all", "weights", "biases")
+
+# Automaton states (one letter per hidden layer, read bottom to top):
+#   P0: before the gradient layer l of a *bias* path (letter 1, no factor a)
+#   PX: before the gradient layer l of a *weight* path (letter x, factor a)
+#   Y : layers l..m−1 of δ^l (letter y, factor a)
+#   MI: the layer m where f²/‖h^m‖² enters (letter 1, factor a·2/M, one ξ²)
+#   X2: layers above m (letter x, factor a)
+P0, PX, Y, MI, X2 = range(5)
+_LETTER = ("1", "x", "y", "1", "x")
+_NEXT = {P0: (P0, Y, MI), PX: (PX, Y, MI), Y: (Y, MI), MI: (X2,), X2: (X2,)}
+_HAS_XI = (False, False, False, True, True)
+
+
+def _moments(M, one):
+    """Per-layer E[letter] and E[letter·letter'] for width M (exact if ``one`` is a Fraction)."""
+    m = one * M
+    e1 = {"1": one, "x": one, "y": one - 2 / m}
+    e2 = {("1", "1"): one, ("1", "x"): one, ("1", "y"): one - 2 / m,
+          ("x", "x"): one + 5 / m, ("y", "y"): one + 1 / m - 4 / (m * m), ("x", "y"): one - 1 / m}
+    for (p, q), v in list(e2.items()):
+        e2[(q, p)] = v
+    return e1, e2
+
+
+def _check(M, L, sigma_w2, terms):
+    for name, v in (("M", M), ("L", L)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise NetworkError(f"{name} must be an integer >= 1, got {v!r}")
+    if isinstance(sigma_w2, bool) or not isinstance(sigma_w2, numbers.Real) or not sigma_w2 > 0 \
+            or not math.isfinite(float(sigma_w2)):
+        raise NetworkError(f"sigma_w2 must be a finite number > 0, got {sigma_w2!r}")
+    if terms not in TERMS:
+        raise NetworkError(f"terms must be one of {TERMS}, got {terms!r}")
+
+
+def _initial(terms, one):
+    """Coefficient of each state at layer 1: P0/PX start paths with l >= 2 (or the readout),
+    Y/MI start the l = 1 paths, whose factor is ‖h⁰‖² + 1 = 2 (weights and bias)."""
+    w = one if terms in ("all", "weights") else 0 * one
+    b = one if terms in ("all", "biases") else 0 * one
+    return (b, w, w + b, w + b, 0 * one)
+
+
+@dataclass(frozen=True)
+class TheoryMoments:
+    """Exact E[Θ] and E[Θ²] of the Seleznova–Kutyniok network (see module docstring).
+
+    ``mean`` and ``second`` may be ``inf`` for very deep chaotic networks;
+    ``ratio = second/mean²`` is computed with rescaling and stays finite.
+    """
+    M: int
+    L: int
+    sigma_w2: float
+    terms: str
+    mean: float
+    second: float
+    ratio: float
+    exact_ratio: Fraction | None = None
+
+
+def exact_moments(M: int, L: int, sigma_w2=2, terms: str = "all", exact: bool = False) -> TheoryMoments:
+    """E[Θ(x,x)], E[Θ(x,x)²] and R = E[Θ²]/E[Θ]² by transfer matrices over the exact representation.
+
+    ``terms``: ``"all"`` (weights and biases, the paper's NTK), ``"weights"``
+    (Σ‖∂f/∂W^l‖² only, Hanin & Nica's K without biases) or ``"biases"``.
+    ``exact=True`` uses rational arithmetic (``sigma_w2`` converted exactly
+    from its decimal repr); it costs O(L·625) big-rational operations.
+    """
+    _check(M, L, sigma_w2, terms)
+    if exact:
+        one = Fraction(1)
+        a = Fraction(str(sigma_w2)) / 2 if not isinstance(sigma_w2, Fraction) else sigma_w2 / 2
+        mean, second = _transfer_exact(M, L, a, terms)
+        r = second / mean ** 2
+        return TheoryMoments(M, L, float(sigma_w2), terms, float(mean), float(second), float(r), r)
+    log_mean, log_second = _transfer_float(M, L, float(sigma_w2) / 2, terms)
+    mean = math.exp(log_mean) if log_mean < 709.0 else math.inf
+    second = math.exp(log_second) if log_second < 709.0 else math.inf
+    ratio = math.exp(log_second - 2 * log_mean)
+    return TheoryMoments(M, L, float(sigma_w2), terms, mean, second, ratio)
+
+
+def _weights(a, M, one):
+    m = one * M
+    return tuple(one if s == P0 else (a * 2 / m if s == MI else a) for s in range(5))
+
+
+def _transfer_exact(M, L, a, terms):
+    one = Fraction(1)
+    e1, e2 = _moments(M, one)
+    w = _weights(a, M, one)
+    c = _initial(terms, one)
+    u = [c[t] * w[t] * e1[_LETTER[t]] for t in range(5)]
+    V = {(t, s): c[t] * c[s] * w[t] * w[s] * e2[(_LETTER[t], _LETTER[s])] for t in range(5) for s in range(5)}
+    for _ in range(L - 1):
+        nu = [0 * one] * 5
+        for s in range(5):
+            if u[s]:
+                for t in _NEXT[s]:
+                    nu[t] += u[s] * w[t] * e1[_LETTER[t]]
+        nV = {k: 0 * one for k in V}
+        for (s, s2), v in V.items():
+            if v:
+                for t in _NEXT[s]:
+                    for t2 in _NEXT[s2]:
+                        nV[(t, t2)] += v * w[t] * w[t2] * e2[(_LETTER[t], _LETTER[t2])]
+        u, V = nu, nV
+    mean = sum(u)
+    second = sum(v * (3 if _HAS_XI[s] and _HAS_XI[s2] else 1) for (s, s2), v in V.items())
+    return mean, second
+
+
+@lru_cache(maxsize=256)
+def _matrices(M, a, terms):
+    e1, e2 = _moments(M, 1.0)
+    w = _weights(a, M, 1.0)
+    c = _initial(terms, 1.0)
+    adj = np.zeros((5, 5))
+    for s, nxt in _NEXT.items():
+        adj[s, list(nxt)] = 1.0
+    emit1 = np.array([w[t] * e1[_LETTER[t]] for t in range(5)])
+    emit2 = np.array([[w[t] * w[s] * e2[(_LETTER[t], _LETTER[s])] for s in range(5)] for t in range(5)])
+    T1 = adj * emit1[None, :]
+    T2 = np.kron(adj, adj) * emit2.reshape(-1)[None, :]
+    u0 = np.array(c) * emit1
+    V0 = np.outer(c, c).reshape(-1) * emit2.reshape(-1)
+    xi = np.array([[3.0 if _HAS_XI[t] and _HAS_XI[s] else 1.0 for s in range(5)] for t in range(5)]).reshape(-1)
+    return T1, T2, u0, V0, xi
+
+
+def _transfer_float(M, L, a, terms):
+    """log E[Θ], log E[Θ²] with per-layer renormalisation (no overflow at any depth)."""
+    T1, T2, u, V, xi = _matrices(int(M), float(a), terms)
+    log_u = log_v = 0.0
+    for _ in range(L - 1):
+        u = u @ T1
+        V = V @ T2
+        su, sv = u.sum(), V.sum()
+        u, V = u / su, V / sv
+        log_u += math.log(su)
+        log_v += math.log(sv)
+    return log_u + math.log(u.sum()), log_v + math.log(V @ xi)
+
+
+def mean_ntk(L: int, sigma_w2) -> float:
+    """Closed form E[Θ] = (L+1) a^L + Σ_{k=0}^L a^k, a = σ_w²/2 (independent of M)."""
+    a = sigma_w2 / 2
+    return (L + 1) * a ** L + sum(a ** k for k in range(L + 1))
+
+
+def dispersion(M: int, L: int, sigma_w2=2, terms: str = "all") -> float:
+    """Exact finite-(M, L) dispersion R = E[Θ²]/E[Θ]² (float)."""
+    return exact_moments(M, L, sigma_w2, terms).ratio
+
+
+# --------------------------------------------------------------------------
+# continuum limits M, L → ∞ with L/M → λ (FORMULAS §7, checked against the
+# exact transfer matrix at large M in tests/test_dispersion.py)
+# --------------------------------------------------------------------------
+
+def _lam(lam):
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not lam >= 0 or not math.isfinite(lam):
+        raise NetworkError(f"lambda = L/M must be a finite number >= 0, got {lam!r}")
+    return mpmath.mpf(lam)
+
+
+def r_eoc(lam: float) -> float:
+    """EOC (σ_w² = 2): R_EOC(λ) = [45λ²e^{5λ} + 48λe^{5λ} − 108λ + 19e^{5λ} − 54 + 35e^{−λ}]/(540λ²).
+
+    → 1 as λ → 0, ~ e^{5λ}/12 as λ → ∞.  Evaluated at 40 digits (the
+    numerator cancels to O(λ²))."""
+    lam = _lam(lam)
+    if lam == 0:
+        return 1.0
+    with mpmath.workdps(40 + int(5 * lam / 2.3)):
+        e5, em = mpmath.exp(5 * lam), mpmath.exp(-lam)
+        num = 45 * lam ** 2 * e5 + 48 * lam * e5 - 108 * lam + 19 * e5 - 54 + 35 * em
+        return float(num / (540 * lam ** 2))
+
+
+def r_weights(lam: float) -> float:
+    """Weights only (and the chaotic phase σ_w² > 2): R_W(λ) = [e^{5λ}(9λ² + 6λ − 1) + e^{−λ}]/(27λ²).
+
+    → 1 as λ → 0, ~ e^{5λ}/3 as λ → ∞ (Hanin & Nica's e^{5β} up to a constant)."""
+    lam = _lam(lam)
+    if lam == 0:
+        return 1.0
+    with mpmath.workdps(40 + int(5 * lam / 2.3)):
+        num = mpmath.exp(5 * lam) * (9 * lam ** 2 + 6 * lam - 1) + mpmath.exp(-lam)
+        return float(num / (27 * lam ** 2))
+
+
+r_chaotic = r_weights
+
+
+def hanin_nica(lam: float) -> float:
+    """Hanin & Nica's law E[K²]/E[K]² ≃ exp(5λ), λ = Σ 1/n_i = L/M (valid up to O(1) factors)."""
+    return math.exp(5 * float(_lam(lam)))
+
+
+def ordered_limit(M: int, sigma_w2: float, tol: float = 1e-13, max_depth: int = 100000) -> TheoryMoments:
+    """Ordered phase (σ_w² < 2): the depth-independent R at L → ∞ for width M (= 1 + O(1/M)).
+
+    Iterates the exact transfer matrix in L until R changes by < ``tol``."""
+    if not sigma_w2 < 2:
+        raise NetworkError(f"the ordered phase needs sigma_w2 < 2, got {sigma_w2!r}")
+    prev, L = None, 8
+    while L <= max_depth:
+        t = exact_moments(M, L, sigma_w2)
+        if prev is not None and abs(t.ratio - prev) < tol:
+            return t
+        prev, L = t.ratio, 2 * L
+    raise NetworkError(f"the ordered-phase limit did not converge by depth {max_depth}")
+
+
+def relu_phase(sigma_w2: float) -> str:
+    """'ordered' | 'eoc' | 'chaotic' for ReLU with σ_b = 0, via :func:`ntksym.eoc.phase` (χ₁ = σ_w²/2)."""
+    from ntksym import derivation, eoc
+    act = derivation.as_activation("relu")
+    ph = eoc.phase(act, derivation.dual_kernels(act), math.sqrt(float(sigma_w2)), 0.0)
+    return {"edge of chaos": "eoc"}.get(ph.phase, ph.phase)
+
+
+def continuum_limit(lam: float, sigma_w2: float, M: int | None = None) -> float:
+    """The λ = L/M → limit of R in the phase of σ_w²: R_EOC, R_W (chaotic), or, in the
+    ordered phase (needs ``M``), the exact depth-independent value of :func:`ordered_limit`."""
+    phase = relu_phase(sigma_w2)
+    if phase == "eoc":
+        return r_eoc(lam)
+    if phase == "chaotic":
+        return r_weights(lam)
+    if M is None:
+        raise NetworkError("the ordered-phase dispersion depends on M (1 + O(1/M)); pass M")
+    return ordered_limit(M, sigma_w2).ratio
+
+
+def seleznova_inputs(M: int, n: int = 1, seed: int = 0) -> np.ndarray:
+    """``n`` unit-norm inputs in R^M (the first is e_1); the theory concerns the diagonal Θ(x, x)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, M))
+    X[0] = 0.0
+    X[0, 0] = 1.0
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
