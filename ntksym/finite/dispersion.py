@@ -57,7 +57,8 @@ from ntksym.errors import NetworkError
 
 __all__ = [
     "PHASES", "TheoryMoments", "exact_moments", "mean_ntk", "dispersion", "r_eoc", "r_weights", "r_chaotic",
-    "hanin_nica", "ordered_limit", "continuum_limit", "relu_phase", "seleznova_inputs",
+    "hanin_nica", "ordered_limit", "continuum_limit", "relu_phase", "seleznova_inputs", "Comparison", "compare",
+    "TrainingRun", "training_run",
 ]
 
 PHASES = ("ordered", "eoc", "chaotic")
@@ -305,3 +306,139 @@ def seleznova_inputs(M: int, n: int = 1, seed: int = 0) -> np.ndarray:
     X[0] = 0.0
     X[0, 0] = 1.0
     return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------
+# theory next to Monte Carlo
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    """Theory vs Monte Carlo for one (M, L, σ_w²) of the Seleznova–Kutyniok network.
+
+    ``limit`` is the continuum value in the phase (R_EOC(λ), R_W(λ), or the
+    ordered-phase L → ∞ value at this M); ``hanin_nica = exp(5λ)``;
+    ``z_mean``/``z_ratio`` are (MC − exact)/SE."""
+    M: int
+    L: int
+    sigma_w2: float
+    phase: str
+    lam: float
+    theory_mean: float
+    theory_ratio: float
+    limit: float
+    hanin_nica: float
+    mc_mean: float
+    mc_mean_se: float
+    mc_ratio: float
+    mc_ratio_se: float
+    samples: int
+    seconds: float
+
+    @property
+    def z_mean(self) -> float:
+        return (self.mc_mean - self.theory_mean) / self.mc_mean_se
+
+    @property
+    def z_ratio(self) -> float:
+        return (self.mc_ratio - self.theory_ratio) / self.mc_ratio_se
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d.update(z_mean=self.z_mean, z_ratio=self.z_ratio)
+        return d
+
+
+def compare(configs, samples: int = 2000, seed=0, backend: str = "numpy", device=None,
+            progress: bool = False) -> list:
+    """Exact theory next to a direct Monte Carlo of the network for each ``(M, L, σ_w²)`` in ``configs``.
+
+    The MC uses :func:`ntksym.finite.montecarlo.monte_carlo` with
+    ``parameterization='standard'``, ``sigma_b=0`` (trainable zero biases),
+    ``n_0 = M``, input ``e_1`` — exactly the setup of the theory.  Each
+    configuration gets its own seed ``(seed, index)``."""
+    from ntksym.finite.montecarlo import monte_carlo
+    out = []
+    for i, (M, L, sw2) in enumerate(configs):
+        t = exact_moments(M, L, sw2)
+        phase = relu_phase(sw2)
+        lam = L / M
+        limit = continuum_limit(lam, sw2, M)
+        mc = monte_carlo("relu", seleznova_inputs(M, 1), L, M, math.sqrt(sw2), 0.0, samples, seed=[seed, i],
+                         parameterization="standard", backend=backend, device=device, progress=progress)
+        out.append(Comparison(M, L, float(sw2), phase, lam, t.mean, t.ratio, limit, hanin_nica(lam),
+                              float(mc.ntk_mean[0, 0]), float(mc.ntk_sem[0, 0]), mc.dispersion_diag,
+                              mc.dispersion_diag_se, samples, mc.seconds))
+    return out
+
+
+# --------------------------------------------------------------------------
+# does the NTK move during training?
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Full-batch GD on an MSE regression: relative NTK change ‖Θ_T − Θ_0‖_F/‖Θ_0‖_F and the losses."""
+    M: int
+    L: int
+    sigma_w2: float
+    phase: str
+    steps: int
+    lr: float
+    loss_initial: float
+    loss_final: float
+    ntk_change: float
+
+
+def _loss_gradients(net, pre, ins, out, y, dphi):
+    """Gradients of loss = 1/(2n) Σ_i ‖f(x_i) − y_i‖² with respect to the stored parameters."""
+    a, c = net.multipliers()
+    n = out.shape[0]
+    e = (out - y) / n                                   # ∂loss/∂z^{L+1}, shape (n, n_out)
+    gw, gb = [], []
+    for l in range(net.depth, -1, -1):                  # layer l+1 in 1-based numbering
+        gw.append(a[l] * (e.T @ ins[l]))
+        gb.append(c * e.sum(axis=0))
+        if l > 0:
+            e = (e @ net.weights[l]) * (a[l] * dphi(pre[l - 1]))
+    return gw[::-1], gb[::-1]
+
+
+def training_run(M: int, L: int, sigma_w2: float, steps: int = 100, n: int = 16, lr_scale: float = 0.5,
+                 seed: int = 0) -> TrainingRun:
+    """Train the Seleznova–Kutyniok network (standard parameterization, trainable zero biases) by
+    full-batch gradient descent on ``n`` unit-norm inputs in R^M with targets ``tanh(3⟨u, x⟩)``
+    and report how far the empirical NTK on the training inputs moves.
+
+    The learning rate is ``lr = lr_scale · n / λ_max(Θ_0)`` (function-space step ``(lr/n)Θ``
+    with spectral radius ``lr_scale``, < 2 for stability), so the phases, whose NTK scales
+    differ by orders of magnitude, train at comparable speed."""
+    from ntksym.finite import empirical as emp
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise NetworkError(f"steps must be an integer >= 1, got {steps!r}")
+    if not 0 < lr_scale < 2:
+        raise NetworkError(f"lr_scale must be in (0, 2), got {lr_scale!r}")
+    rng = np.random.default_rng(seed)
+    X = seleznova_inputs(M, n, seed)
+    u = rng.standard_normal(M)
+    y = np.tanh(3 * X @ (u / np.linalg.norm(u)))[:, None]
+    phi = lambda z: np.maximum(z, 0.0)  # noqa: E731
+    dphi = lambda z: (z > 0).astype(np.float64)  # noqa: E731
+    net = emp.sample_network(L, M, M, math.sqrt(sigma_w2), 0.0, rng, parameterization="standard")
+    theta0 = emp.empirical_kernels(net, X, None, phi, dphi)[1]
+    lr = lr_scale * n / np.linalg.eigvalsh(theta0)[-1]
+    W = [w.copy() for w in net.weights]
+    b = [v.copy() for v in net.biases]
+    losses = []
+    for _ in range(steps + 1):
+        cur = emp.Network(tuple(W), tuple(b), net.sigma_w, net.sigma_b, "standard")
+        pre, ins, out = emp._features(cur, X, phi)
+        losses.append(float(0.5 * np.mean(np.sum((out - y) ** 2, axis=1))))
+        if len(losses) > steps:
+            break
+        gw, gb = _loss_gradients(cur, pre, ins, out, y, dphi)
+        W = [w - lr * g for w, g in zip(W, gw)]
+        b = [v - lr * g for v, g in zip(b, gb)]
+    thetaT = emp.empirical_kernels(cur, X, None, phi, dphi)[1]
+    change = float(np.linalg.norm(thetaT - theta0) / np.linalg.norm(theta0))
+    return TrainingRun(M, L, float(sigma_w2), relu_phase(sigma_w2), steps, float(lr), losses[0], losses[-1], change)
