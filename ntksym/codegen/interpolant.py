@@ -1,0 +1,175 @@
+"""Depth-independent evaluation of the dot-product kernels: a piecewise-polynomial table in θ = arccos ρ.
+
+For inputs with |x|²/d = 1 the NNGP and NTK are functions Σ(ρ), Θ(ρ) of
+ρ = x·y/d ∈ [−1, 1] (DESIGN.md §2).  They are singular at ρ = ±1 for the
+ReLU family (terms in √(1 − ρ²) and arccos ρ), but as functions of the angle
+θ = arccos ρ ∈ [0, π] they are analytic (each layer map of an arc-cosine
+kernel is analytic in θ, Cho & Saul 2009, and 1 − Σ⁽ˡ⁾ vanishes to second order
+in θ, so the next angle is again analytic).  This module
+
+1. evaluates the same named recursion (:attr:`Derivation.recursion`) in mpmath at
+   ``DPS`` digits on Chebyshev points of the second kind in t = 2θ/π − 1, doubling
+   the number of points until the Chebyshev coefficients have decayed below
+   rounding level (Trefethen, *Approximation Theory and Approximation Practice*,
+   ch. 3 and 8: geometric decay for analytic functions);
+2. checks the global interpolant against fresh mpmath values off the nodes;
+3. cuts [0, π] into K equal panels, each with a degree-``DEGREE`` polynomial in the
+   local variable s ∈ [−1, 1] (interpolating at Chebyshev nodes), doubling K until
+   the table agrees with the global interpolant to 1e-15 relative to max |f|.
+
+Nothing is tabulated (``None``) when the coefficients do not decay (e.g. the
+step function, whose NTK is infinite at ρ = 1, or a kernel that is not analytic
+in θ): the generated code then always runs the recursion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ..derivation import Derivation
+
+DPS = 60
+DEGREE = 5
+MAX_POINTS = 1024
+MAX_PANELS = 8192
+TABLE_TOL = 3e-15     # table vs global interpolant, relative to max |f|
+GLOBAL_TOL = 2e-15    # global interpolant vs fresh mpmath values, relative to max |f|
+
+
+@dataclass(frozen=True)
+class AngleTable:
+    """Monomial coefficients (highest first) of Σ and Θ on K panels of θ ∈ [0, π]."""
+    panels: int
+    degree: int
+    coefficients: tuple   # K rows of 2(degree+1) floats: Σ coefficients then Θ coefficients
+    chebyshev_points: int
+    max_error: float      # measured, relative to max |f|, both kernels
+
+
+def _mp_modules():
+    def sqrt(t):
+        return mpmath.sqrt(t) if t > 0 else mpmath.mpf(0)
+
+    def asin(t):
+        return mpmath.asin(max(-1, min(1, t)))
+    return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t)))}, "mpmath"]
+
+
+def mp_recursion(d: Derivation):
+    """f(xx, yy, xy, dim) -> (Σ⁽ᴸ⁾, Θ⁽ᴸ⁾) in mpmath, walking the named layers of ``d.recursion``."""
+    layers = []
+    for layer in d.recursion.layers:
+        fns = {}
+        for key, eq in layer.equations.items():
+            free = sorted(eq.free_symbols, key=str)
+            fns[key] = (free, sp.lambdify(free, eq, modules=_mp_modules()))
+        layers.append((layer.symbols, fns))
+    inputs = {s for _, (free, _) in layers[0][1].items() for s in free}
+
+    def evaluate(xx, yy, xy, dim):
+        given = {"xx": xx, "yy": yy, "xy": xy, "d": dim}
+        env = {s: given[str(s)] for s in inputs if str(s) in given}
+        for symbols, fns in layers:
+            for key, (free, fn) in fns.items():
+                env[symbols[key]] = fn(*[env[s] for s in free])
+        last = layers[-1][0]
+        return env[last["Sigma_xy"]], env[last["Theta_xy"]]
+    return evaluate
+
+
+def _values(f, t_points):
+    with mpmath.workdps(DPS):
+        out = []
+        for t in t_points:
+            rho = mpmath.cos((mpmath.mpf(t) + 1) * mpmath.pi / 2)
+            s, th = f(mpmath.mpf(1), mpmath.mpf(1), rho, mpmath.mpf(1))
+            out.append((float(s), float(th)))
+    return np.array(out)
+
+
+def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients from values at t_j = cos(πj/N), j = 0..N (type-I DCT)."""
+    n = len(values) - 1
+    ext = np.concatenate([values, values[-2:0:-1]], axis=0)
+    c = np.real(np.fft.fft(ext, axis=0))[: n + 1] / n
+    c[0] /= 2
+    c[n] /= 2
+    return c
+
+
+def angle_table(d: Derivation) -> AngleTable | None:
+    """The panel table of (Σ(ρ), Θ(ρ)) at |x|²/d = 1, or None when it cannot be made accurate."""
+    if d.dual.khat is None or d.dual.kdot is None or d.network.parameterization != "ntk":
+        return None
+    f = mp_recursion(d)
+    n, vals = 32, None
+    while n <= MAX_POINTS:
+        t = np.cos(np.pi * np.arange(n + 1) / n)
+        if vals is None:
+            vals = _values(f, t)
+        else:  # nested points: the old ones are the even-indexed new ones
+            new = _values(f, t[1::2])
+            merged = np.empty((n + 1, 2))
+            merged[0::2], merged[1::2] = vals, new
+            vals = merged
+        if not np.all(np.isfinite(vals)):
+            return None
+        coeffs = _cheb_coeffs(vals)
+        scale = np.max(np.abs(vals), axis=0)
+        tail = np.max(np.abs(coeffs[-max(4, n // 8):]), axis=0)
+        if np.all(tail <= 1e-16 * scale):
+            break
+        n *= 2
+    else:
+        return None
+    rng = np.random.default_rng(0)
+    t_check = rng.uniform(-1, 1, 48)
+    exact = _values(f, t_check)
+    approx = np.polynomial.chebyshev.chebval(t_check, coeffs)
+    if np.max(np.abs(approx.T - exact) / scale) > GLOBAL_TOL:
+        return None
+    return _panels(coeffs, scale, n)
+
+
+def _panels(coeffs, scale, n_points) -> AngleTable | None:
+    m = DEGREE
+    nodes = np.cos(np.pi * (np.arange(m + 1) + 0.5) / (m + 1))          # local s nodes
+    # values at the nodes -> local Chebyshev coefficients (discrete orthogonality, well conditioned)
+    # -> monomial coefficients, highest first (cheb2poly: exact small-integer combinations)
+    tk = np.cos(np.outer(np.arange(m + 1), np.pi * (np.arange(m + 1) + 0.5) / (m + 1)))   # T_k(s_j)
+    to_cheb = 2.0 / (m + 1) * tk
+    to_cheb[0] /= 2
+    to_monomial = np.zeros((m + 1, m + 1))
+    for k in range(m + 1):
+        poly = np.polynomial.chebyshev.cheb2poly(np.eye(m + 1)[k])
+        to_monomial[:len(poly), k] = poly
+    to_monomial = to_monomial[::-1]
+    to_monomial = to_monomial @ to_cheb
+    rng = np.random.default_rng(1)
+    theta_check = np.concatenate([rng.uniform(0, np.pi, 20000), [0.0, np.pi]])
+    t_check = 2 * theta_check / np.pi - 1
+    ref = np.polynomial.chebyshev.chebval(t_check, coeffs)               # (2, N)
+    k = 64
+    while k <= MAX_PANELS:
+        theta = (np.arange(k)[:, None] + (nodes[None, :] + 1) / 2) * (np.pi / k)
+        vals = np.polynomial.chebyshev.chebval(2 * theta / np.pi - 1, coeffs)   # (2, K, m+1)
+        table = np.concatenate([vals[0] @ to_monomial.T, vals[1] @ to_monomial.T], axis=1)
+        u = theta_check * (k / np.pi)
+        idx = np.minimum(np.floor(u).astype(int), k - 1)
+        s = 2 * (u - idx) - 1
+        got = [_horner(table[idx, j * (m + 1):(j + 1) * (m + 1)], s) for j in range(2)]
+        err = max(np.max(np.abs(got[j] - ref[j])) / scale[j] for j in range(2))
+        if err <= TABLE_TOL:
+            return AngleTable(k, m, tuple(tuple(float(v) for v in row) for row in table), n_points + 1, float(err))
+        k *= 2
+    return None
+
+
+def _horner(rows, s):
+    p = rows[:, 0].copy()
+    for j in range(1, rows.shape[1]):
+        p = p * s + rows[:, j]
+    return p
