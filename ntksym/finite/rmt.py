@@ -364,7 +364,7 @@ class SpectrumResult:
         cum = np.concatenate([[0.0], np.cumsum(0.5 * np.diff(self.x) * (self.density[1:] + self.density[:-1]))])
         left, right = self.tail_mass
         F = left + np.interp(t, self.x, cum)
-        F = np.where(t < self.x[0], left * 0.0, F)
+        F = np.where(t < self.x[0], left, F)  # an upper bound there (≤ the η-tail, ~η/(π·distance))
         F = np.where(t > self.x[-1], left + cum[-1] + right, F)
         for loc, mass in self.atoms:
             F = F + mass * (0.5 + np.arctan((t - loc) / self.eta) / math.pi)
@@ -416,6 +416,8 @@ def _atoms(kernel, g, b, consts, eigs) -> tuple[tuple[float, float], ...]:
 def stieltjes(act: NormalizedActivation, gammas: Sequence[float], z_real, eta: float, kernel: str = "ck",
               mu0_eigenvalues=None, tol: float = 1e-11):
     """m(x + iη) of the CK or NTK limit law on real points x; returns (m, residual, route)."""
+    if kernel not in KERNELS:
+        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     g = _check_gammas(gammas)
     L = len(g) - 1
     consts = rmt_constants(act, L)
@@ -429,11 +431,9 @@ def stieltjes(act: NormalizedActivation, gammas: Sequence[float], z_real, eta: f
     if kernel == "ck":
         shift, coeffs = 0.0, [0.0] * L + [1.0]
         route = "Fan & Wang Thm 3.7 with z = (−z, 0, …, 0, 1) (CK, equivalent to Thm 3.4's MP recursion)"
-    elif kernel == "ntk":
+    else:
         shift, coeffs = consts.r_plus, list(consts.q) + [1.0]
         route = "Fan & Wang Thm 3.7 with z = (−z + r₊, q₀, …, q_{L−1}, 1) (NTK via Lemma 3.5)"
-    else:
-        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     m, res, levels = _solve(x, eta, g[1:], b, shift, coeffs, mu0, tol)
     return m, res, route + f"; batched Newton with η-continuation ({levels} levels)"
 
