@@ -1,0 +1,59 @@
+"""``ntksym codegen``: write a standalone NNGP/NTK module (see :mod:`ntksym.codegen`).
+
+    ntksym codegen relu --depth 3 --sigma-w 1.4 --sigma-b 0.1 -o relu_kernels.py
+
+No-clobber policy: an existing output file is left alone (exit 2, one line on
+stderr) unless ``--force`` is given; the file is written atomically, so a
+failed run never leaves a partial module.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from ..errors import NtksymError
+
+
+def register(sub) -> dict:
+    from ..cli import _activation_args, _network_args
+    p = sub.add_parser("codegen", help="write a standalone NNGP/NTK module (array-API code, no SymPy)")
+    _activation_args(p)
+    _network_args(p)
+    p.add_argument("-o", "--output", required=True, help="path of the module to write (e.g. kernels.py)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    return {"codegen": cmd_codegen}
+
+
+def cmd_codegen(args) -> int:
+    from .. import derivation as api
+    from ..cli import _params
+    from ..codegen import module_source, write_module
+    target = os.path.abspath(args.output)
+    if not target.endswith(".py"):
+        raise NtksymError(f"the output must be a .py file, got {args.output}")
+    if not os.path.isdir(os.path.dirname(target)):
+        raise NtksymError(f"output directory does not exist: {os.path.dirname(target)}")
+    if os.path.exists(target) and not args.force:
+        raise NtksymError(f"{args.output} exists; pass --force to overwrite it")
+    d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
+                   args.parameterization, args.width)
+    command = "ntksym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if _invoked_as_cli() else
+                                                           _reconstruct(args)))
+    write_module(d, target, source=module_source(d, command))
+    print(target)
+    return 0
+
+
+def _invoked_as_cli() -> bool:
+    return len(sys.argv) > 1 and sys.argv[1] == "codegen"
+
+
+def _reconstruct(args) -> list[str]:
+    out = ["codegen", args.activation, "--depth", str(args.depth), "--sigma-w", repr(args.sigma_w),
+           "--sigma-b", repr(args.sigma_b), "--parameterization", args.parameterization]
+    for p in args.param or []:
+        out += ["--param", p]
+    if args.width is not None:
+        out += ["--width", str(args.width)]
+    return out + ["-o", args.output]
