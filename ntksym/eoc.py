@@ -122,14 +122,32 @@ def homogeneous_degree_one(act: Activation) -> bool:
 def fixed_point(m: _Moments, sw2, sb2, q0=None):
     """q* = V(q*) by iteration from q0 (the stable fixed point reached from the data variance)."""
     q = mpmath.mpf(1) if q0 is None else mpmath.mpf(q0)
-    for _ in range(10000):
+    tol = mpmath.mpf(10) ** (-DPS + 3)
+    for i in range(10000):
         qn = sw2 * m.m2(q) + sb2
-        if abs(qn - q) <= mpmath.mpf(10) ** (-DPS + 3) * max(1, abs(q)):
+        if abs(qn - q) <= tol * max(1, abs(q)):
             return qn
         if qn > mpmath.mpf(10) ** 30:
             raise NtksymError("the variance map diverges (no finite fixed point q*) for this initialization")
+        if i == 20:   # slow (slope near 1) iteration: finish with a secant root in the direction it moves
+            root = _secant_fixed_point(m, sw2, sb2, q, qn)
+            if root is not None:
+                return root
         q = qn
     return mpmath.findroot(lambda v: sw2 * m.m2(v) + sb2 - v, q)
+
+
+def _secant_fixed_point(m: _Moments, sw2, sb2, q, qn):
+    """The root of V(v) − v from the last two iterates, if it is positive, on the side the
+    iteration moves to, and V(r) = r to working precision; else None (keep iterating)."""
+    try:
+        r = mpmath.findroot(lambda v: sw2 * m.m2(v) + sb2 - v, (q, qn), solver="secant")
+    except (ValueError, ZeroDivisionError):
+        return None
+    if not r > 0 or (qn - q) * (r - q) < 0:
+        return None
+    vr = sw2 * m.m2(r) + sb2
+    return vr if abs(vr - r) <= mpmath.mpf(10) ** (-DPS + 6) * max(1, abs(r)) else None
 
 
 def phase(act: Activation, dual: DualKernels, sigma_w, sigma_b, tol: float = 1e-12) -> Phase:

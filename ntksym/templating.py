@@ -20,6 +20,27 @@ def environment() -> jinja2.Environment:
                               lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
+@lru_cache(maxsize=1)
+def latex_environment() -> jinja2.Environment:
+    """Delimiters that do not clash with TeX braces or %: \VAR{x}, \BLOCK{for ...}, \#{comment}.
+
+    Values reach templates pre-printed (escaped text, LaTeX from our printer); the ``e``
+    filter escapes any remaining user text."""
+    from .report.latex import escape_text
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(_load), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                             block_start_string=r"\BLOCK{", block_end_string="}",
+                             variable_start_string=r"\VAR{", variable_end_string="}",
+                             comment_start_string=r"\#{", comment_end_string="}",
+                             line_comment_prefix="%#")
+    env.filters["e"] = escape_text
+    return env
+
+
+def render_latex(name: str, **context) -> str:
+    return latex_environment().get_template(name).render(**context)
+
+
 def _load(name: str) -> str:
     try:
         root = resources.files("ntksym.templates")

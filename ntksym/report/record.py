@@ -1,0 +1,123 @@
+"""``derivation.json``: a machine-readable record of everything a report shows.
+
+Numbers are written as decimal strings where they carry more than float64
+precision (Hermite values, EOC quantities, sphere eigenvalues) and as JSON
+floats otherwise; expressions as SymPy strings (``sympy.sstr``) that
+:func:`ntksym.parsing.parse_expression` can read back, and as LaTeX.
+:func:`rederive` rebuilds the Derivation from a record, which is how the
+record is checked to round-trip.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import mpmath
+import sympy as sp
+
+from ..summary import summary_dict
+
+SCHEMA = "ntksym.derivation/1"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def provenance(command: str | None) -> dict:
+    """Versions, the command line and the date (SOURCE_DATE_EPOCH honoured, for reproducible output)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch and epoch.isdigit() \
+        else datetime.datetime.now(datetime.timezone.utc)
+    from .. import __version__
+    return {"version": __version__, "python": platform.python_version(), "sympy": _version("sympy"),
+            "mpmath": _version("mpmath"), "numpy": _version("numpy"), "command": command or "(Python API)",
+            "date": when.strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _mp(x, digits: int = 20):
+    if x is None:
+        return None
+    if x == mpmath.inf:
+        return "inf"
+    return mpmath.nstr(x, digits)
+
+
+def _outcome(o, fn):
+    return {"skipped": o.skipped} if o.value is None else {"route": o.route, **fn(o.value)}
+
+
+def record(data, prov: dict, files: list[str], module_note: str | None = None) -> dict:
+    """The JSON-ready record of a ReportData."""
+    d = data.derivation
+    out = {"schema": SCHEMA, "provenance": prov, **summary_dict(d)}
+    out["activation"].update({"source": d.activation.source, "description": d.activation.description,
+                              "latex": sp.latex(d.activation.expr)})
+    out["series"] = _outcome(data.series, lambda s: {
+        "order": len(s.ntk), "accuracy": s.accuracy, "nngp": [float(c) for c in s.nngp],
+        "ntk": [float(c) for c in s.ntk], "ntk_at_1": float(s.ntk_at_one), "nngp_at_1": float(s.nngp_at_one)})
+    out["decay"] = _outcome(data.decay, lambda v: {
+        "reason": v["reason"], "predicted": v["predicted"],
+        "fits": {k: {"power_exponent": f.power_exponent, "geometric_rate": f.geometric_rate, "better": f.better,
+                     "note": f.note} for k, f in v["fits"].items()}})
+
+    def eoc(v):
+        ph, edge, cos = v["phase"], v["edge"], v["cosine"]
+        res = {"phase": {"name": ph.phase, "sigma_w": _mp(ph.sigma_w), "sigma_b": _mp(ph.sigma_b),
+                         "q_star": _mp(ph.q_star), "chi1": _mp(ph.chi1), "xi_q": _mp(ph.xi_q),
+                         "xi_c": _mp(ph.xi_c), "c_star": _mp(ph.c_star), "route": ph.route},
+               "edge": None if edge is None else {"sigma_w": _mp(edge.sigma_w), "sigma_b": _mp(edge.sigma_b),
+                                                  "q_star": _mp(edge.q_star), "chi1": _mp(edge.chi1),
+                                                  "exact": None if edge.exact is None else sp.sstr(edge.exact),
+                                                  "route": edge.route},
+               "edge_note": v["edge_note"]}
+        if cos is not None:
+            res["cosine_map"] = {"delta_phi": sp.sstr(cos.delta), "map": sp.sstr(cos.rho_map),
+                                 "sigma_w2": sp.sstr(cos.sigma_w2)}
+        return res
+    out["eoc"] = _outcome(data.eoc, eoc)
+    out["sphere_spectrum"] = _outcome(data.spectrum, lambda s: {
+        "dim": s.d, "eigenvalues": [_mp(v) for v in s.eigenvalues], "multiplicities": [int(m) for m in s.multiplicities],
+        "error_bound": [_mp(v, 3) for v in s.truncation], "n_terms": s.n_terms})
+    out["verification"] = {
+        "checks": [{"what": c.what, "reference": c.reference, "error": c.error, "tolerance": c.tolerance,
+                    "unit": c.unit, "passed": c.passed} for c in data.checks],
+        "skipped": [{"what": n, "why": why} for n, why in data.skipped_checks]}
+    out["report_options"] = {k: getattr(data.options, k) for k in data.options.__dataclass_fields__}
+    out["analysis_timings_s"] = {n: round(t, 4) for n, t in data.timings}
+    out["files"] = sorted(files)
+    if module_note:
+        out["kernel_module"] = module_note
+    return out
+
+
+def dumps(rec: dict) -> str:
+    return json.dumps(rec, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+def load(path) -> dict:
+    """Read a derivation.json (checks the schema)."""
+    rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    if rec.get("schema") != SCHEMA:
+        from ..errors import InputError
+        raise InputError(f"{path} is not an ntksym derivation record (schema {rec.get('schema')!r})")
+    return rec
+
+
+def rederive(rec: dict, order: int | None = None):
+    """The Derivation a record describes, derived again from its activation and network."""
+    from ..derivation import derive
+    from ..parsing import parse_expression
+    act = rec["activation"]
+    params = {n: v for n, v in act["params"].items()}
+    expr = parse_expression(act["expr"], variable="x", parameters=list(params))
+    net = rec["network"]
+    return derive(expr, net["depth"], net["sigma_w"], net["sigma_b"], params, net["parameterization"], net["width"],
+                  order=order or len(rec["hermite"]))
