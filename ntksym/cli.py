@@ -83,11 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ntksym", description="Symbolic NNGP/NTK derivations for fully-connected networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("derive", help="print the derivation summary")
+    p = sub.add_parser("derive", help="the whole job: print the summary, or write a report directory with --out")
     _activation_args(p)
     _network_args(p)
     p.add_argument("--order", type=int, default=8, help="number of Hermite coefficients shown")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--out", metavar="DIR", help="write report.tex/.pdf, equations.tex, kernels.py, figures and "
+                   "derivation.json into DIR")
+    p.add_argument("--force", action="store_true", help="replace an existing DIR")
+    p.add_argument("--title", help="title of the report (default: the activation name)")
+    p.add_argument("--no-pdf", action="store_true", help="do not run pdflatex even when it is installed")
+    p.add_argument("--sphere-dim", type=int, default=3, help="ambient dimension d of the sphere spectrum (default 3)")
+    p.add_argument("--kmax", type=int, default=20, help="largest degree k of the sphere spectrum (default 20)")
+    p.add_argument("--series-order", type=int, default=256, help="power-series coefficients computed (default 256)")
+    p.add_argument("--mc-samples", type=int, default=48, help="networks in the Monte-Carlo check (default 48)")
 
     p = sub.add_parser("hermite", help="Hermite coefficients μ_k = E[φ(Z) h_k(Z)]")
     _activation_args(p)
@@ -201,10 +210,40 @@ def cmd_kernel(args) -> int:
 
 
 def cmd_derive(args) -> int:
+    if not 1 <= args.order <= 200:
+        raise NtksymError("--order must be between 1 and 200")
+    if args.out is None:
+        if args.force or args.title or args.no_pdf:
+            raise NtksymError("--force, --title and --no-pdf need --out DIR")
+        d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
+                       args.parameterization, args.width, order=args.order)
+        print(summary_text(d, as_json=args.json))
+        return 0
+    from .report import ReportOptions, write_outputs
+    if not 2 <= args.sphere_dim <= 100000 or not 0 <= args.kmax <= 500:
+        raise NtksymError("--sphere-dim must be in [2, 100000] and --kmax in [0, 500]")
+    if not 16 <= args.series_order <= 1 << 16 or not 2 <= args.mc_samples <= 100000:
+        raise NtksymError("--series-order must be in [16, 65536] and --mc-samples in [2, 100000]")
+    opts = ReportOptions(series_order=args.series_order, sphere_dim=args.sphere_dim, sphere_kmax=args.kmax,
+                         mc_samples=args.mc_samples)
     d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
                    args.parameterization, args.width, order=args.order)
-    print(summary_text(d, as_json=args.json))
+    out = write_outputs(d, args.out, force=args.force, command=_command_line(), title=args.title, options=opts,
+                        pdf=not args.no_pdf)
+    summary = {"directory": str(out.directory), "files": list(out.files), "pdf": out.pdf,
+               "checks_passed": all(c.passed for c in out.data.checks)}
+    print(json.dumps(summary) if args.json else
+          f"wrote {', '.join(out.files)} to {out.directory}" + ("" if out.pdf or args.no_pdf else
+                                                                 " (no pdflatex found: report.pdf not compiled)"))
     return 0
+
+
+_ARGV: list[str] | None = None
+
+
+def _command_line() -> str:
+    import shlex
+    return "ntksym " + shlex.join(_ARGV if _ARGV is not None else sys.argv[1:])
 
 
 def cmd_series(args) -> int:
@@ -284,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # never crash on a terminal that cannot show φ or Σ
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    global _ARGV
+    _ARGV = None if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -293,3 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
         return _fail("interrupted")
+    except BrokenPipeError:  # e.g. `ntksym derive relu --depth 3 | head`
+        sys.stderr.close()
+        return 0

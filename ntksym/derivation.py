@@ -79,6 +79,10 @@ class Derivation:
         fns, _ = kernel_functions(self.activation, self.dual)
         return evaluate(fns, self.network, x1, x2)
 
+    def _repr_latex_(self) -> str:
+        from .report.notebook import derivation
+        return derivation(self)
+
 
 def derive(spec: Any, depth: int, sigma_w: float = 1.0, sigma_b: float = 0.0,
            params: Mapping[str, Any] | None = None, parameterization: str = "ntk",

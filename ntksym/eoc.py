@@ -16,6 +16,8 @@ exact EOC: σ_w² = 1/E[φ'(Z)²], σ_b = 0.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import mpmath
@@ -71,12 +73,17 @@ class _Moments:
         return _bivariate(self.act, q, c, 1)
 
 
+@functools.lru_cache(maxsize=32)
+def _numpy_fns(act: Activation):
+    return act.numpy_fn(), act.numpy_fn(derivative=True)
+
+
 def _bivariate(act, q, c, which: int):
     """E[φ(u)φ(v)] (which = 0) or E[φ'(u)φ'(v)] (which = 1), (u, v) ~ N(0, q[[1, c], [c, 1]]),
     by the float64 polar quadrature of :func:`ntksym.gaussian.dual.polar_dual` (≈1e-12 here)."""
     from .gaussian.dual import polar_dual
     qf, cf = float(q), float(c)
-    out = polar_dual(act.numpy_fn(), act.numpy_fn(derivative=True), qf, qf, cf * qf, n_angle=32, n_radius=64)
+    out = polar_dual(*_numpy_fns(act), qf, qf, cf * qf, n_angle=32, n_radius=64)
     return mpmath.mpf(float(out[which]))
 
 
@@ -221,7 +228,7 @@ def edge_of_chaos(act: Activation, dual: DualKernels, sigma_b=0) -> EdgeOfChaos:
             return EdgeOfChaos(sw, mpmath.mpf(0), mpmath.mpf(0), mpmath.mpf(1), None,
                                "limit q* → 0: σ_w = 1/|φ'(0)|")
         # q* solves q = E[φ²](q)/E[φ'²](q) + σ_b² (then σ_w² = 1/E[φ'²](q*))
-        g = lambda q: m.m2(q) / m.kd(q) + sb2 - q  # noqa: E731
+        g = lambda q: mpmath.re(m.m2(q) / m.kd(q)) + sb2 - q  # noqa: E731
         q = mpmath.findroot(g, _bracket(g), solver="anderson")
         sw = 1 / mpmath.sqrt(m.kd(q))
         return EdgeOfChaos(sw, mpmath.sqrt(sb2), q, sw**2 * m.kd(q), None,

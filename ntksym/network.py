@@ -64,6 +64,10 @@ class Network:
         if self.parameterization == "standard" and (self.width is None or self.width < 1):
             raise NetworkError("the 'standard' parameterization needs the hidden width (width >= 1)")
 
+    def _repr_latex_(self) -> str:
+        from .report.notebook import network
+        return network(self)
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -101,6 +105,10 @@ class Recursion:
             for key, eq in layer.equations.items():
                 subs[layer.symbols[key]] = eq.xreplace(subs)
         return subs[self.ntk if which == "ntk" else self.nngp]
+
+    def _repr_latex_(self) -> str:
+        from .report.notebook import recursion
+        return recursion(self)
 
 
 def _layer_symbols(l: int) -> dict:

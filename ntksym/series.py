@@ -133,6 +133,10 @@ class PowerSeries:
         total = float(self.ntk_at_one if which == "ntk" else self.nngp_at_one)
         return list(np.cumsum([float(c) for c in coeffs]) / total)
 
+    def _repr_latex_(self) -> str:
+        from .report.notebook import power_series
+        return power_series(self)
+
 
 # ------------------------------------------------------------------ layer maps
 

@@ -59,6 +59,10 @@ class DualKernels:
                       lambda t: sp.factor(t.base) ** t.exp)
         return tidy(e)
 
+    def _repr_latex_(self) -> str:
+        from ..report.notebook import dual_kernels
+        return dual_kernels(self)
+
 
 @functools.lru_cache(maxsize=128)
 def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKernels:
@@ -205,6 +209,14 @@ def gauss_hermite_dual(phi, dphi, q1, q2, c, order: int = 48, chunk: int = 4096)
     return out_hat, out_dot
 
 
+@functools.lru_cache(maxsize=16)
+def _leggauss(n: int):
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    nodes.flags.writeable = False
+    weights.flags.writeable = False
+    return nodes, weights
+
+
 def polar_dual(phi, dphi, q1, q2, c, n_angle: int = 24, n_radius: int = 48, r_max: float = 12.0,
                chunk: int = 1024):
     """E[φ(u)φ(v)], E[φ'(u)φ'(v)] for φ with kinks only at 0, by polar quadrature.
@@ -216,8 +228,8 @@ def polar_dual(phi, dphi, q1, q2, c, n_angle: int = 24, n_radius: int = 48, r_ma
     geometrically, unlike Gauss–Hermite across a kink.
     """
     q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
-    xt, wt = np.polynomial.legendre.leggauss(n_angle)
-    xr, wr = np.polynomial.legendre.leggauss(n_radius)
+    xt, wt = _leggauss(n_angle)
+    xr, wr = _leggauss(n_radius)
     r = (xr + 1) * r_max / 2
     wr = wr * r_max / 2 * r * np.exp(-r * r / 2) / (2 * np.pi)
     out_hat, out_dot = np.empty(q1.shape), np.empty(q1.shape)

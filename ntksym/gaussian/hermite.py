@@ -66,6 +66,10 @@ class HermiteSeries:
     def values(self) -> list[mpmath.mpf]:
         return [c.value for c in self.coefficients]
 
+    def _repr_latex_(self) -> str:
+        from ..report.notebook import hermite_series
+        return hermite_series(self)
+
 
 @lru_cache(maxsize=None)
 def he_coeffs(k: int) -> tuple[sp.Integer, ...]:

@@ -5,7 +5,7 @@
 templates in ``templates/`` lay it out, :mod:`.record` writes ``derivation.json``.
 """
 from .analyses import ReportData, ReportOptions, build
-from .build import Outputs, compile_pdf, write_outputs
+from .output import Outputs, compile_pdf, write_outputs
 from .latex import escape_text, latex
 from .record import load as load_record
 from .record import rederive

@@ -204,6 +204,10 @@ class SphereSpectrum:
             "multiplicities": [int(n) for n in self.multiplicities],
         }
 
+    def _repr_latex_(self) -> str:
+        from ..report.notebook import sphere_spectrum
+        return sphere_spectrum(self)
+
 
 def _coefficient_list(coeffs, prec: int):
     """(mantissa, exponent) pairs with exactly `prec`-bit mantissas (0 for zero coefficients)."""
