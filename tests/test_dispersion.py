@@ -128,8 +128,9 @@ def test_network_monte_carlo_matches_exact(sw2):
     (R = 1) or one following exp(5λ) exactly would be rejected (checked below)."""
     M, L, S = 16, 3, 2500
     c = th.compare([(M, L, sw2)], samples=S, seed=11)[0]
-    assert abs(c.z_mean) < 4 and abs(c.z_ratio) < 4, c
+    assert abs(c.z_mean) < 4 and abs(c.z_ratio) < 4 and abs(c.z_ratio_theory) < 4, c
     assert c.mc_ratio_se < (c.theory_ratio - 1) / 4
+    assert c.mc_ratio_se == pytest.approx(c.theory_ratio_se, rel=0.3)  # light tails at λ = 3/16
     assert abs(c.theory_ratio - c.hanin_nica) > 4 * c.mc_ratio_se
 
 
@@ -248,3 +249,52 @@ def test_training_run_lazy_at_large_width():
     assert large.ntk_change * 3 < small.ntk_change
     with pytest.raises(NetworkError):
         th.training_run(8, 2, 2.0, steps=0)
+
+
+# ---------------------------------------------------------------------------
+# higher moments and the exact standard error of R̂
+# ---------------------------------------------------------------------------
+
+def test_layer_moments_match_quoted_ones():
+    """The generic chi-square/binomial layer moments reproduce FORMULAS' second moments (rel. 1e-12)."""
+    M = 37
+    quoted = {(1, 0): 1, (0, 1): 1 - 2 / M, (2, 0): 1 + 5 / M, (0, 2): 1 + 1 / M - 4 / M ** 2, (1, 1): 1 - 1 / M}
+    for (p, q), v in quoted.items():
+        assert th._layer_moment(M, p, q) == pytest.approx(v, rel=1e-12)
+
+
+@pytest.mark.parametrize("M,L,sw2", [(50, 10, 2.0), (16, 3, 1.5), (40, 16, 2.5)])
+def test_generic_tuple_transfer_reproduces_pair_automaton(M, L, sw2):
+    """k = 1, 2 of the generic k-tuple transfer equal the specialised code (rel. 1e-10, rounding)."""
+    lm = th.log_moments(M, L, sw2, k_max=2)
+    t = th.exact_moments(M, L, sw2)
+    assert math.exp(lm[0]) == pytest.approx(t.mean, rel=1e-10)
+    assert math.exp(lm[1] - 2 * lm[0]) == pytest.approx(t.ratio, rel=1e-10)
+
+
+def test_exact_standard_error_matches_replicates():
+    """The exact SE of R̂ (from E[Θ³], E[Θ⁴]) against the spread of R̂ over 400 replicate Monte Carlos of
+    the scalar representation with S = 200 each, M = 20, L = 3 (λ small: light tails, so the delta
+    method applies); agreement to 15% (the replicate SD has ~3.5% sampling error).  Also E[Θ³]/E[Θ]³
+    against a 4·10⁵-draw scalar MC within 4 SE."""
+    rng = np.random.default_rng(9)
+    M, L, a = 20, 3, 1.0
+    S = 400 * 200
+    K = np.maximum(rng.binomial(M, 0.5, size=(S, L)), 1)
+    x = 2 * rng.chisquare(K) / M
+    y = 2 * rng.chisquare(np.maximum(K - 1, 1e-300)) / M * (K > 1)
+    xi2 = rng.standard_normal(S) ** 2
+    delta, theta = np.ones(S), a ** L * np.prod(x, axis=1) + 1.0
+    hsq = np.concatenate([np.ones((S, 1)), np.cumprod(x, axis=1)[:, :-1]], axis=1)
+    for l in range(L, 0, -1):
+        delta = a * y[:, l - 1] * delta + 2 / M * a * xi2 * np.prod(x[:, l:], axis=1)
+        theta += (hsq[:, l - 1] + 1) * delta
+    reps = theta.reshape(400, 200)
+    rhat = np.mean(reps ** 2, axis=1) / np.mean(reps, axis=1) ** 2
+    se = th.ratio_standard_error(M, L, 2.0, 200)
+    assert np.std(rhat, ddof=1) == pytest.approx(se, rel=0.15)
+    lm = th.log_moments(M, L, 2.0, k_max=4)
+    m3 = math.exp(lm[2] - 3 * lm[0])
+    t3 = theta / theta.mean()
+    assert abs(np.mean(t3 ** 3) - m3) < 4 * np.std(t3 ** 3) / math.sqrt(S)
+    assert np.std(t3 ** 3) / math.sqrt(S) < 0.02 * (m3 - 1)

@@ -58,7 +58,7 @@ from ntksym.errors import NetworkError
 __all__ = [
     "PHASES", "TheoryMoments", "exact_moments", "mean_ntk", "dispersion", "r_eoc", "r_weights", "r_chaotic",
     "hanin_nica", "ordered_limit", "continuum_limit", "relu_phase", "seleznova_inputs", "Comparison", "compare",
-    "TrainingRun", "training_run",
+    "TrainingRun", "training_run", "log_moments", "ratio_standard_error",
 ]
 
 PHASES = ("ordered", "eoc", "chaotic")
@@ -207,6 +207,78 @@ def _transfer_float(M, L, a, terms):
     return log_u + math.log(u.sum()), log_v + math.log(V @ xi)
 
 
+def _layer_moment(M: int, p: int, q: int) -> float:
+    """E[x^p y^q] for one layer: (2/M)^{p+q} E_K[E χ²_K^p · E χ²_{K−1}^q], K ~ Bin(M, 1/2), with the
+    chi-square moments ∏_{i<p}(ν + 2i) as polynomials in K (the convention behind the quoted
+    second moments; it differs from conditioning on K ≥ 1 only by O(2^{−M}))."""
+    K = np.arange(M + 1, dtype=float)
+    logw = np.array([math.lgamma(M + 1) - math.lgamma(k + 1) - math.lgamma(M - k + 1) for k in range(M + 1)])
+    w = np.exp(logw - M * math.log(2))
+    mx = np.prod([K + 2 * i for i in range(p)], axis=0) if p else np.ones_like(K)
+    my = np.prod([K - 1 + 2 * i for i in range(q)], axis=0) if q else np.ones_like(K)
+    return float((2 / M) ** (p + q) * np.sum(w * mx * my))
+
+
+@lru_cache(maxsize=64)
+def _tuple_matrices(M, a, terms, k):
+    """Transfer matrix over k-tuples of paths (5^k states) and the start / final vectors."""
+    import itertools
+    w = _weights(a, M, 1.0)
+    c = _initial(terms, 1.0)
+    adj = np.zeros((5, 5))
+    for s, nxt in _NEXT.items():
+        adj[s, list(nxt)] = 1.0
+    states = list(itertools.product(range(5), repeat=k))
+    mom = {}
+    emit = np.empty(len(states))
+    start = np.empty(len(states))
+    final = np.empty(len(states))
+    for i, st in enumerate(states):
+        p = sum(_LETTER[t] == "x" for t in st)
+        q = sum(_LETTER[t] == "y" for t in st)
+        if (p, q) not in mom:
+            mom[(p, q)] = _layer_moment(M, p, q)
+        emit[i] = np.prod([w[t] for t in st]) * mom[(p, q)]
+        start[i] = np.prod([c[t] for t in st]) * emit[i]
+        j = sum(_HAS_XI[t] for t in st)                  # E[ξ^{2j}] = (2j − 1)!!
+        final[i] = float(np.prod(np.arange(1, 2 * j, 2))) if j else 1.0
+    T = adj
+    for _ in range(k - 1):
+        T = np.kron(T, adj)
+    return T * emit[None, :], start, final
+
+
+def log_moments(M: int, L: int, sigma_w2=2, k_max: int = 4, terms: str = "all") -> list:
+    """[log E[Θ^k] for k = 1..k_max] from transfer matrices over k-tuples of paths (5^k states).
+
+    Independent of the specialised pair automaton used by :func:`exact_moments` (same
+    representation, generic code); k ≤ 4 (625 states)."""
+    _check(M, L, sigma_w2, terms)
+    if not 1 <= k_max <= 4:
+        raise NetworkError(f"k_max must be between 1 and 4, got {k_max!r}")
+    out = []
+    for k in range(1, k_max + 1):
+        T, v, final = _tuple_matrices(int(M), float(sigma_w2) / 2, terms, k)
+        log_v = 0.0
+        for _ in range(L - 1):
+            v = v @ T
+            s = v.sum()
+            v = v / s
+            log_v += math.log(s)
+        out.append(log_v + math.log(v @ final))
+    return out
+
+
+def ratio_standard_error(M: int, L: int, sigma_w2, samples: int, terms: str = "all") -> float:
+    """Standard error of the plug-in R̂ = mean(Θ²)/mean(Θ)² over ``samples`` iid networks, from the
+    exact moments up to E[Θ⁴] (delta method): with m_k = E[Θ^k]/E[Θ]^k,
+    S·Var(R̂) ≈ (m₄ − m₂²) − 4m₂(m₃ − m₂) + 4m₂²(m₂ − 1)."""
+    lm = log_moments(M, L, sigma_w2, 4, terms)
+    m2, m3, m4 = (math.exp(lm[k - 1] - k * lm[0]) for k in (2, 3, 4))
+    var = (m4 - m2 ** 2) - 4 * m2 * (m3 - m2) + 4 * m2 ** 2 * (m2 - 1)
+    return math.sqrt(max(var, 0.0) / samples)
+
+
 def mean_ntk(L: int, sigma_w2) -> float:
     """Closed form E[Θ] = (L+1) a^L + Σ_{k=0}^L a^k, a = σ_w²/2 (independent of M)."""
     a = sigma_w2 / 2
@@ -318,7 +390,10 @@ class Comparison:
 
     ``limit`` is the continuum value in the phase (R_EOC(λ), R_W(λ), or the
     ordered-phase L → ∞ value at this M); ``hanin_nica = exp(5λ)``;
-    ``z_mean``/``z_ratio`` are (MC − exact)/SE."""
+    ``z_mean``/``z_ratio`` are (MC − exact)/SE with the SE estimated from the samples;
+    ``theory_ratio_se`` is the exact delta-method SE of R̂ for this many samples (from E[Θ³], E[Θ⁴]),
+    and ``z_ratio_theory`` uses it.  Θ is heavy-tailed at larger λ: there the sample SE
+    underestimates the true one (the rare large Θ that dominate E[Θ⁴] are seldom drawn)."""
     M: int
     L: int
     sigma_w2: float
@@ -334,6 +409,7 @@ class Comparison:
     mc_ratio_se: float
     samples: int
     seconds: float
+    theory_ratio_se: float = math.nan
 
     @property
     def z_mean(self) -> float:
@@ -343,9 +419,13 @@ class Comparison:
     def z_ratio(self) -> float:
         return (self.mc_ratio - self.theory_ratio) / self.mc_ratio_se
 
+    @property
+    def z_ratio_theory(self) -> float:
+        return (self.mc_ratio - self.theory_ratio) / self.theory_ratio_se
+
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d.update(z_mean=self.z_mean, z_ratio=self.z_ratio)
+        d.update(z_mean=self.z_mean, z_ratio=self.z_ratio, z_ratio_theory=self.z_ratio_theory)
         return d
 
 
@@ -368,7 +448,8 @@ def compare(configs, samples: int = 2000, seed=0, backend: str = "numpy", device
                          parameterization="standard", backend=backend, device=device, progress=progress)
         out.append(Comparison(M, L, float(sw2), phase, lam, t.mean, t.ratio, limit, hanin_nica(lam),
                               float(mc.ntk_mean[0, 0]), float(mc.ntk_sem[0, 0]), mc.dispersion_diag,
-                              mc.dispersion_diag_se, samples, mc.seconds))
+                              mc.dispersion_diag_se, samples, mc.seconds,
+                              ratio_standard_error(M, L, sw2, samples)))
     return out
 
 
