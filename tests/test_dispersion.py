@@ -298,3 +298,28 @@ def test_exact_standard_error_matches_replicates():
     t3 = theta / theta.mean()
     assert abs(np.mean(t3 ** 3) - m3) < 4 * np.std(t3 ** 3) / math.sqrt(S)
     assert np.std(t3 ** 3) / math.sqrt(S) < 0.02 * (m3 - 1)
+
+
+# ---------------------------------------------------------------------------
+# figure
+# ---------------------------------------------------------------------------
+
+def test_plot_dispersion_writes_pdf_and_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ntksym.finite.plots import plot_dispersion
+    comps = th.compare([(8, 2, 1.5), (8, 2, 2.0), (8, 2, 2.5)], samples=50, seed=0)
+    for name in ("d.pdf", "d.png"):
+        path = plot_dispersion(tmp_path / name, comps, lam_max=0.5, widths=(8,), ordered_sigma_w2=(1.5,))
+        assert (tmp_path / name).stat().st_size > 1000 and path.endswith(name)
+
+
+def test_plot_dispersion_errors(tmp_path, monkeypatch):
+    from ntksym.errors import NtksymError
+    from ntksym.finite.plots import plot_dispersion
+    with pytest.raises(NtksymError, match="pdf or .png"):
+        plot_dispersion(tmp_path / "d.svg")
+    with pytest.raises(NtksymError, match="directory"):
+        plot_dispersion(tmp_path / "no" / "d.png")
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    with pytest.raises(NtksymError, match="matplotlib"):
+        plot_dispersion(tmp_path / "d.png")
