@@ -71,3 +71,11 @@ def test_bad_inputs(capsys, argv, needle):
 def test_bad_activations(capsys, act):
     code, out, err = run(capsys, "rmt", act, "--gammas", "0.5,1")
     assert code == 2 and out == "" and err.count("\n") == 1
+
+
+def test_plot_without_matplotlib(capsys, tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib -> ImportError
+    code, out, err = run(capsys, "rmt", "tanh", "--gammas", "0.5,0.5", "--grid", "50", "--compare", "50",
+                         "--plot", str(tmp_path / "f.png"))
+    assert code == 2 and "matplotlib" in err and err.count("\n") == 1

@@ -105,11 +105,11 @@ def test_linear_is_product_mp():
 def test_order_matters(tanh):
     """The affine map comes first (Thm 3.4): the wrong order misfits samples (FORMULAS §8: KS 0.084 vs 0.002)."""
     g = (0.5, 0.5)
-    law = limit_spectrum(tanh, g, grid=800)
-    s = sample_spectra(tanh, g, 800, seed=2, ntk=False)
+    law = limit_spectrum(tanh, g, grid=500)
+    s = sample_spectra(tanh, g, 500, seed=2, ntk=False)
     ks = ks_distance(s.ck, law)
     # wrong order: (1 − b²) + b²·(MP_{γ₁} ⊠ MP_{γ₀}) — the linear law, shifted and scaled
-    lin = limit_spectrum("x", g, grid=800)
+    lin = limit_spectrum("x", g, grid=500)
     b2 = tanh.b ** 2
     wrong_cdf = lin.cdf((law.x - (1 - b2)) / b2)
     lam = np.sort(s.ck)
@@ -164,6 +164,20 @@ def test_b_zero_cos():
     # KS 0.285, 0.225, 0.183 at n = 300, 600, 1200), but its mean is the trace identity 1 + a_σ + a_σ²
     assert ks_distance(s.ntk, ntk) < 0.4
     assert abs(s.ntk.mean() / (1 + rp) - 1) < 0.01
+
+
+@pytest.mark.parametrize("g, mass", [((4.0, 4.0), 0.5), ((3.0, 5.0, 6.0), 0.3)])
+def test_ntk_atom_at_r_plus(g, mass):
+    """Σ 1/γ_ℓ < 1: the Lemma 3.5 matrix r₊I + Σ c_ℓX_ℓᵀX_ℓ has a kernel of dimension n(1 − Σ 1/γ_ℓ).
+    Three routes: the listed atom, η·Im m(r₊ + iη) → mass (solver at η = 1e-6), and a sampled matrix."""
+    act = normalize_activation("sin")
+    law = limit_spectrum(act, g, "ntk", grid=600)
+    rp = law.constants.r_plus
+    assert law.atoms == ((rp, pytest.approx(mass)),) and abs(law.total_mass - 1) < 2e-4
+    m, _, _ = stieltjes(act, g, np.array([rp]), 1e-6, "ntk")
+    assert abs(1e-6 * m.imag[0] - mass) < 1e-6
+    s = sample_spectra(act, g, 200, seed=0)
+    assert np.mean(np.abs(s.lemma35 - rp) < 1e-8) == pytest.approx(mass)
 
 
 def test_empirical_mu0(tanh):

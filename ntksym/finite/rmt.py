@@ -395,8 +395,11 @@ def _check_gammas(gammas) -> tuple[float, ...]:
 
 
 def _atoms(kernel, g, b, consts, eigs) -> tuple[tuple[float, float], ...]:
-    """Exactly known atoms: CK at 0 (rank ≤ d_L; for b = ±1 the rank is ≤ min_ℓ d_ℓ); NTK at r₊ when b = 0,
-    at 0 when b² = 1 (ker X₀ ⊂ every ker X_ℓ).  For 0 < b² < 1 the NTK's atoms are not derived here."""
+    """Atoms of the limit law.  CK: at 0 with mass 1 − 1/γ_L (rank X_L ≤ d_L; for b² = 1 the rank is
+    ≤ min_ℓ d_ℓ, so max_ℓ(1 − 1/γ_ℓ)).  NTK (Lemma 3.5 form r₊I + Σ c_ℓX_ℓᵀX_ℓ, c_ℓ > 0): at r₊ with the
+    mass of ∩ ker X_ℓ: 1 − 1/γ_L if b = 0 (only X_L enters), 1 − 1/γ₀ if b² = 1 (ker X₀ ⊂ ker X_ℓ), and
+    1 − Σ_ℓ 1/γ_ℓ otherwise (row spaces in general position; checked against η·Im m(r₊ + iη) → mass and
+    sampled Lemma 3.5 matrices in the tests).  None are listed for an empirical μ₀."""
     if eigs is not None:
         return ()
     L = len(g) - 1
@@ -405,19 +408,21 @@ def _atoms(kernel, g, b, consts, eigs) -> tuple[tuple[float, float], ...]:
         mass = max([0.0, 1 - 1 / g[-1]] + ([1 - 1 / v for v in g] if linear else []))
         return ((0.0, mass),) if mass > 0 else ()
     if abs(b) < 1e-12:
-        mass = max(0.0, 1 - 1 / g[-1])
-        return ((consts.r_plus, mass),) if mass > 0 else ()
-    if linear:
-        mass = max(0.0, 1 - 1 / g[0])
-        return ((0.0, mass),) if mass > 0 else ()
-    return ()
+        mass = 1 - 1 / g[-1]
+    elif linear:
+        mass = 1 - 1 / g[0]
+    else:
+        mass = 1 - sum(1 / v for v in g)
+    return ((consts.r_plus, mass),) if mass > 0 else ()
 
 
-def stieltjes(act: NormalizedActivation, gammas: Sequence[float], z_real, eta: float, kernel: str = "ck",
+def stieltjes(act: Any, gammas: Sequence[float], z_real, eta: float, kernel: str = "ck",
               mu0_eigenvalues=None, tol: float = 1e-11):
     """m(x + iη) of the CK or NTK limit law on real points x; returns (m, residual, route)."""
     if kernel not in KERNELS:
         raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not isinstance(act, NormalizedActivation):
+        act = normalize_activation(act)
     g = _check_gammas(gammas)
     L = len(g) - 1
     consts = rmt_constants(act, L)
