@@ -22,7 +22,7 @@ def environment() -> jinja2.Environment:
 
 @lru_cache(maxsize=1)
 def latex_environment() -> jinja2.Environment:
-    """Delimiters that do not clash with TeX braces or %: \VAR{x}, \BLOCK{for ...}, \#{comment}.
+    r"""Delimiters that do not clash with TeX braces or %: \VAR{x}, \BLOCK{for ...}, \#{comment}.
 
     Values reach templates pre-printed (escaped text, LaTeX from our printer); the ``e``
     filter escapes any remaining user text."""

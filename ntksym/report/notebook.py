@@ -63,8 +63,8 @@ def derivation(d) -> str:
 
 
 def network(net) -> str:
-    return (f"$L = {net.depth},\\ \\sigma_w = {number(net.sigma_w, 10)},\\ \\sigma_b = {number(net.sigma_b, 10)}$"
-            f" ({escape_text(net.parameterization)})")
+    return (f"$L = {net.depth},\\ \\sigma_w = {number(net.sigma_w, 10)},\\ \\sigma_b = {number(net.sigma_b, 10)}"
+            f"\\ (\\text{{{escape_text(net.parameterization)} parameterization}})$")
 
 
 __all__ = ["dual_kernels", "hermite_series", "recursion", "power_series", "sphere_spectrum", "derivation", "network",
