@@ -102,7 +102,7 @@ def main():
         try:
             from ntksym.finite.plots import plot_dispersion
             figure = plot_dispersion(FIG, comps, lam_max=max(c.lam for c in comps), widths=(M_MC,),
-                                     ordered_sigma_w2=(1.5,), log=False,
+                                     sigma_w2s=tuple(s for _, s in PHASES), log=False,
                                      title=f"NTK dispersion vs L/M, M = {M_MC} (Seleznova & Kutyniok setup)")
         except ImportError:
             figure = None
@@ -147,12 +147,12 @@ def main():
         "width and shrinks with width at fixed depth (the lazy/NTK regime needs L/M small).  In the "
         "ordered phase Θ_0 is nearly a constant (rank-one) matrix from the top biases, so normalising "
         "the step by λ_max lets the weights move a lot relative to that small remainder: the relative "
-        "change is large there too.", "",
+        "change is large there too (a plausible reading, not checked further).", "",
     ]
     if figure:
         lines += ["## Figure", "", f"![dispersion vs L/M]({pathlib.Path(figure).name})", "",
-                  "Lines: R_EOC(λ), R_W(λ), exp(5λ), and the exact EOC and ordered (σ_w² = 1.5) curves at "
-                  f"M = {M_MC}; points: Monte Carlo ± 1 SE per phase.", ""]
+                  "Solid: the continuum limits R_EOC(λ), R_W(λ) and exp(5λ); dashed: the exact finite-M curves "
+                  f"(M = {M_MC}) per phase; points: Monte Carlo ± 1 exact SE per phase.", ""]
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT} in {total:.0f} s")
 

@@ -309,7 +309,7 @@ def test_plot_dispersion_writes_pdf_and_png(tmp_path):
     from ntksym.finite.plots import plot_dispersion
     comps = th.compare([(8, 2, 1.5), (8, 2, 2.0), (8, 2, 2.5)], samples=50, seed=0)
     for name in ("d.pdf", "d.png"):
-        path = plot_dispersion(tmp_path / name, comps, lam_max=0.5, widths=(8,), ordered_sigma_w2=(1.5,))
+        path = plot_dispersion(tmp_path / name, comps, lam_max=0.5, widths=(8,), sigma_w2s=(1.5, 2.0, 2.5))
         assert (tmp_path / name).stat().st_size > 1000 and path.endswith(name)
 
 

@@ -135,7 +135,8 @@ def cmd_dispersion(args) -> int:
     if args.plot:
         from ntksym.finite.plots import plot_dispersion
         lam_max = max(r["lam"] for r in rows)
-        plot_dispersion(args.plot, comps, lam_max=lam_max, widths=sorted(set(args.width))[:1])
+        plot_dispersion(args.plot, comps, lam_max=lam_max, widths=sorted(set(args.width))[:1],
+                        sigma_w2s=tuple(args.sigma_w2))
     if args.json:
         print(json.dumps(rows))
     else:

@@ -23,15 +23,15 @@ def _pyplot():
     return plt
 
 
-def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), ordered_sigma_w2=None,
+def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), sigma_w2s=(2.0,),
                     title: str | None = None, log: bool = True) -> str:
     """Plot the NTK dispersion E[Θ²]/E[Θ]² against λ = L/M and write it to ``path`` (.pdf or .png).
 
     Curves: the continuum limits R_EOC(λ) and R_W(λ) (= chaotic phase) and Hanin & Nica's
     exp(5λ) (Hanin & Nica, ICLR 2020; Seleznova & Kutyniok, ICML 2022); for each M in ``widths``
-    the exact finite-M EOC curve; for each σ_w² in ``ordered_sigma_w2`` (with the first width)
-    the exact ordered-phase curve.  Points: Monte-Carlo estimates ± 1 SE from
-    :func:`ntksym.finite.dispersion.compare` records (``comparisons``), coloured by phase.
+    and σ_w² in ``sigma_w2s`` the exact finite-(M, L) curve, coloured by phase.  Points:
+    Monte-Carlo estimates from :func:`ntksym.finite.dispersion.compare` records (``comparisons``)
+    ± 1 SE (the exact SE of R̂ where available: the sample SE underestimates it for heavy tails).
     Returns the path written.
     """
     from ntksym.finite import dispersion as th
@@ -54,15 +54,15 @@ def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), order
         ax.plot(lam, np.exp(5 * lam), color="gray", ls=":", label=r"Hanin–Nica $e^{5\lambda}$")
         for M in widths:
             Ls = np.unique(np.maximum(1, np.round(lam * M).astype(int)))
-            ax.plot(Ls / M, [th.dispersion(int(M), int(L), 2.0) for L in Ls], color=_COLORS["eoc"], ls="--",
-                    lw=0.8, label=f"EOC exact, M = {M}")
-            for sw2 in ordered_sigma_w2 or ():
-                ax.plot(Ls / M, [th.dispersion(int(M), int(L), sw2) for L in Ls], color=_COLORS["ordered"],
-                        ls="--", lw=0.8, label=fr"ordered exact, $\sigma_w^2$ = {sw2}, M = {M}")
+            for sw2 in sigma_w2s:
+                phase = th.relu_phase(sw2)
+                ax.plot(Ls / M, [th.dispersion(int(M), int(L), sw2) for L in Ls], color=_COLORS[phase], ls="--",
+                        lw=0.8, label=fr"exact, {phase}, $\sigma_w^2$ = {sw2:g}, M = {M}")
         for phase in th.PHASES:
             pts = [c for c in comparisons if c.phase == phase]
             if pts:
-                ax.errorbar([c.lam for c in pts], [c.mc_ratio for c in pts], yerr=[c.mc_ratio_se for c in pts],
+                se = [c.theory_ratio_se if np.isfinite(c.theory_ratio_se) else c.mc_ratio_se for c in pts]
+                ax.errorbar([c.lam for c in pts], [c.mc_ratio for c in pts], yerr=se,
                             fmt="o", ms=4, capsize=2, color=_COLORS[phase], label=f"Monte Carlo, {phase}")
         if log:
             ax.set_yscale("log")
