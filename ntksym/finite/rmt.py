@@ -32,7 +32,9 @@ CK law (Thm 3.4): μ_ℓ = MP_{γ_ℓ} ⊠ ((1−b²) + b² μ_{ℓ−1}) — af
 then the MP map.  NTK law (Lemma 3.5): limspec of r₊I + X_LᵀX_L +
 Σ_{ℓ<L} q_ℓ X_ℓᵀX_ℓ, computed through the fixed-point equations of Thm 3.7
 (the CK is the special case r₊ = 0, q = 0).  If b = 0 every μ_ℓ (ℓ ≥ 1) is
-MP_{γ_ℓ} and the NTK law is r₊ + MP_{γ_L}; both are evaluated in closed form.
+MP_{γ_ℓ} and the NTK law is r₊ + MP_{γ_L}; both are evaluated in closed form, also for 0 < b² < 1e-4
+(``B2_ZERO``), where Thm 3.7's terms 1/z_ℓ ~ 1/b² lose digits and the laws differ by O(b²).  Results whose
+fixed-point residual exceeds 1e-8 are refused with an error rather than returned.
 """
 from __future__ import annotations
 
@@ -43,12 +45,15 @@ from typing import Any, Mapping, Sequence
 import mpmath
 import numpy as np
 
-from ntksym.errors import ActivationError, InputError
+from ntksym.errors import ActivationError, InputError, NtksymError
 
 __all__ = ["RMTConstants", "NormalizedActivation", "SpectrumResult", "normalize_activation", "rmt_constants",
            "mp_stieltjes", "mp_density", "stieltjes", "limit_spectrum", "KERNELS"]
 
 KERNELS = ("ck", "ntk")
+B2_ZERO = 1e-4        # below this b² the b = 0 closed forms are used (Thm 3.7 loses digits as b → 0);
+#                       the laws move by O(b²) in Wasserstein-1 distance (for the NTK mainly r₊ and q_ℓ ≤ b²)
+MAX_RESIDUAL = 1e-8   # limit_spectrum refuses results whose fixed-point residual exceeds this
 
 
 # ----------------------------------------------------------------------------- activation and constants
@@ -407,7 +412,7 @@ def _atoms(kernel, g, b, consts, eigs) -> tuple[tuple[float, float], ...]:
     if kernel == "ck" or L == 0:
         mass = max([0.0, 1 - 1 / g[-1]] + ([1 - 1 / v for v in g] if linear else []))
         return ((0.0, mass),) if mass > 0 else ()
-    if abs(b) < 1e-12:
+    if b * b < B2_ZERO:
         mass = 1 - 1 / g[-1]
     elif linear:
         mass = 1 - 1 / g[0]
@@ -429,10 +434,11 @@ def stieltjes(act: Any, gammas: Sequence[float], z_real, eta: float, kernel: str
     mu0 = _Mu0(g[0], mu0_eigenvalues)
     b = consts.b
     x = np.asarray(z_real, dtype=float)
-    if L >= 1 and abs(b) < 1e-12:
+    if L >= 1 and b * b < B2_ZERO:
         shift = consts.r_plus if kernel == "ntk" else 0.0
         m = mp_stieltjes(x - shift + 1j * eta, g[-1])
-        return m, 0.0, f"b = 0: μ_L = MP_γ_L in closed form{' shifted by r₊' if kernel == 'ntk' else ''}"
+        note = "b = 0" if b == 0 else f"b² = {b * b:.1e} < {B2_ZERO:g}, treated as 0 (the laws move by O(b²))"
+        return m, 0.0, f"{note}: μ_L = MP_γ_L in closed form{' shifted by r₊' if kernel == 'ntk' else ''}"
     if kernel == "ck":
         shift, coeffs = 0.0, [0.0] * L + [1.0]
         route = "Fan & Wang Thm 3.7 with z = (−z, 0, …, 0, 1) (CK, equivalent to Thm 3.4's MP recursion)"
@@ -510,6 +516,9 @@ def limit_spectrum(activation: Any, gammas: Sequence[float], kernel: str = "ck",
         eta = 2e-3 * (xmax - xmin)
     x = np.linspace(xmin, xmax, int(grid))
     m, res, route = stieltjes(act, g, x, eta, kernel, mu0_eigenvalues, tol)
+    if not (res <= MAX_RESIDUAL and np.all(np.isfinite(m))):
+        raise NtksymError(f"the fixed-point solver did not converge (residual {res:.1e} > {MAX_RESIDUAL:g}; "
+                          f"b = {consts.b:.3g}); try a larger --eta")
     atoms = _atoms(kernel, g, consts.b, consts, mu0_eigenvalues)
     density = m.imag / math.pi
     for loc, mass in atoms:
