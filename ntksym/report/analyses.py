@@ -108,7 +108,11 @@ def _series(d, opts: ReportOptions):
     if d.dual.kdot_distributional:
         raise NtksymError("the NTK is infinite at ρ = 1 (Σ̇ has a Dirac part), so it has no convergent power series")
     net = d.network
-    s = series_fft(d.activation, d.dual, DotProductNetwork(net.depth, net.sigma_w, net.sigma_b), opts.series_order)
+    with np.errstate(all="ignore"):
+        s = series_fft(d.activation, d.dual, DotProductNetwork(net.depth, net.sigma_w, net.sigma_b),
+                       opts.series_order)
+    if not np.all(np.isfinite(np.asarray(s.ntk, dtype=float))) or not np.isfinite(float(s.ntk_at_one)):
+        raise NtksymError("the series overflowed: the kernel exceeds the float64 range at this depth and σ")
     return s, s.route
 
 

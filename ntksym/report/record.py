@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 from importlib import metadata
@@ -98,8 +99,19 @@ def record(data, prov: dict, files: list[str], module_note: str | None = None) -
     return out
 
 
+def _finite(obj):
+    """JSON has no NaN or infinity: write them as the strings "nan", "inf", "-inf"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def dumps(rec: dict) -> str:
-    return json.dumps(rec, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+    return json.dumps(_finite(rec), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
 def load(path) -> dict:
