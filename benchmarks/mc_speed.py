@@ -71,7 +71,7 @@ def per_input_loop(net, X, phi, dphi):
 
 def torch_func_ntk(net, X):
     import torch
-    from torch.func import functional_call, jacrev, vmap
+    from torch.func import jacrev, vmap
 
     a, c = net.multipliers()
     params = {}

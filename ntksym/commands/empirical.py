@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ntksym.errors import InputError, NtksymError
+from ntksym.errors import InputError
 
 
 def register(sub) -> dict:

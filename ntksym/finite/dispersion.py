@@ -133,7 +133,6 @@ def exact_moments(M: int, L: int, sigma_w2=2, terms: str = "all", exact: bool = 
     """
     _check(M, L, sigma_w2, terms)
     if exact:
-        one = Fraction(1)
         a = Fraction(str(sigma_w2)) / 2 if not isinstance(sigma_w2, Fraction) else sigma_w2 / 2
         mean, second = _transfer_exact(M, L, a, terms)
         r = second / mean ** 2

@@ -38,7 +38,7 @@ import numbers
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
