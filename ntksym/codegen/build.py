@@ -30,6 +30,7 @@ from .interpolant import AngleTable, angle_table
 from .printer import ArrayCodePrinter, print_assignments
 
 N_ANGLE, N_RADIUS, R_MAX = 64, 64, 12.0
+PRINTED_SPECIALLY = {"SafeSqrt", "Heaviside", "Max", "Min", "Piecewise"}   # see ArrayCodePrinter
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def dual_parts(d: Derivation):
     dual = d.dual
     if dual.khat is not None and dual.kdot is not None:
         forms = [_snap_radicands(stable_form(e)) for e in (dual.khat, dual.kdot)]
+        _check_printable(forms, d.activation.name)
         code = _cse_block(forms, ["khat", "kdot"])
         acc = ("closed form, atan2 angle and snapped radicands: a few ulps per layer "
                "(diagonal exact)")
@@ -103,6 +105,16 @@ def polar_rule(phi, dphi, q1, q2, c, n_angle, n_radius):
     return (w * phi(u) * phi(v)).sum((-1, -2)), (w * dphi(u) * dphi(v)).sum((-1, -2))
 
 
+def _check_printable(exprs, name: str) -> None:
+    """Refuse (NtksymError) a closed form with a function the array namespace does not provide."""
+    from .printer import ARRAY_FUNCTIONS
+    for e in exprs:
+        for f in e.atoms(sp.Function):
+            fname = type(f).__name__
+            if fname not in ARRAY_FUNCTIONS and fname not in PRINTED_SPECIALLY:
+                raise NtksymError(f"the dual kernel of {name} uses {fname}, which has no array-API form here")
+
+
 def activation_code(d: Derivation) -> tuple[str | None, str | None]:
     """φ(x) and φ'(x) printed as array code (None where the printer has no array form)."""
     out = []
@@ -110,8 +122,9 @@ def activation_code(d: Derivation) -> tuple[str | None, str | None]:
     for expr in (d.activation.concrete, d.activation.derivative):
         expr = expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
         try:
+            _check_printable([expr], d.activation.name)
             code = ArrayCodePrinter({x: "x"}).doprint(expr)
-        except Exception:  # noqa: BLE001 - an unprintable activation only loses the optional fn
+        except (NtksymError, NotImplementedError, TypeError):  # only the optional fn is lost
             code = None
         if code is not None and not expr.has(x):
             code = f"({code}) + 0.0*x"
