@@ -144,10 +144,12 @@ def main():
         *train_rows, "",
         "Learning rate lr = 0.5·n/λ_max(Θ_0) (so each phase trains at a comparable, stable speed); "
         "targets tanh(3⟨u, x⟩) on n = 16 unit inputs.  The relative change grows with depth at fixed "
-        "width and shrinks with width at fixed depth (the lazy/NTK regime needs L/M small).  In the "
-        "ordered phase Θ_0 is nearly a constant (rank-one) matrix from the top biases, so normalising "
-        "the step by λ_max lets the weights move a lot relative to that small remainder: the relative "
-        "change is large there too (a plausible reading, not checked further).", "",
+        "width and shrinks with width at fixed depth (the lazy/NTK regime needs L/M small).  The ordered "
+        "phase moves most in relative terms although its dispersion is the smallest; its Θ_0 is the "
+        "smallest in scale and more concentrated on the top (near-constant) eigenvector (62% of the trace "
+        "at M = 50, L = 10, seed 0, against 47-48% at the EOC and in the chaotic phase), so a step "
+        "normalised by λ_max changes the rest of Θ a lot.  That reading is plausible but not checked "
+        "further.", "",
     ]
     if figure:
         lines += ["## Figure", "", f"![dispersion vs L/M]({pathlib.Path(figure).name})", "",
