@@ -5,9 +5,9 @@
 
 Each directory holds what `ntksym derive NAME --depth 3 --sigma-w 1.2 --sigma-b 0.1 --out DIR`
 writes: report.tex (standalone LaTeX), equations.tex (fragments to \\input into a paper, with
-labels ntksym:<name>:<what>), derivation.json (the machine-readable record) and kernels.py (the
-generated kernel module).  PDFs and figures are left out of the repository (binary); pass --pdf
-to build them locally.  The index is derivations/catalogue/README.md.
+labels ntksym:<name>:<what>) and derivation.json (the machine-readable record); `ntksym derive`
+itself also writes kernels.py (the generated kernel module).  PDFs, figures and kernels.py (about 160 kB each, mostly its
+interpolation table) are left out of the repository; pass --pdf to build them locally.  The index is derivations/catalogue/README.md.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         command = f"ntksym derive {shlex.quote(name)} --depth {DEPTH} --sigma-w {SIGMA_W} --sigma-b {SIGMA_B} " \
                   f"--out derivations/catalogue/{name}"
         out = write_outputs(d, ROOT / name, force=True, command=command, options=ReportOptions(figures=args.pdf),
-                            pdf=args.pdf)
+                            pdf=args.pdf, module=args.pdf)
         checks = out.data.checks
         passed = sum(c.passed for c in checks)
         rows.append(f"| [{name}]({name}/report.tex) | {d.activation.description or '-'} | "

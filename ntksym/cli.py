@@ -135,9 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz with arrays nngp and ntk")
 
     for name in EXTENSIONS:  # subcommands that live next to their subject (ntksym/commands/<name>.py)
-        module = _extension(name)
-        if module is not None:
-            COMMANDS.update(module.register(sub))
+        COMMANDS.update(_extension(name).register(sub))
     return parser
 
 
@@ -148,12 +146,7 @@ EXTENSIONS = ("empirical", "rmt", "codegen")
 
 def _extension(name: str):
     import importlib
-    try:
-        return importlib.import_module(f"ntksym.commands.{name}")
-    except ModuleNotFoundError as exc:  # TRANSITIONAL while issues 5-6 are built; made strict before landing
-        if exc.name == f"ntksym.commands.{name}":
-            return None
-        raise
+    return importlib.import_module(f"ntksym.commands.{name}")
 
 
 def _load(path: str) -> np.ndarray:

@@ -83,6 +83,9 @@ def write_module(d: Derivation, path, command: str | None = None, source: str | 
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; the module is an ordinary file
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

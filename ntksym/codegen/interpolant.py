@@ -102,8 +102,16 @@ def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
 
 def angle_table(d: Derivation) -> AngleTable | None:
     """The panel table of (Σ(ρ), Θ(ρ)) at |x|²/d = 1, or None when it cannot be made accurate."""
-    if d.dual.khat is None or d.dual.kdot is None or d.network.parameterization != "ntk":
+    if d.dual.khat is None or d.dual.kdot is None or d.network.parameterization != "ntk" \
+            or d.dual.kdot_distributional:   # Σ̇ infinite at ρ = ±1 (step, sign): no bounded table
         return None
+    try:
+        return _angle_table(d)
+    except ArithmeticError:   # a pole or overflow of the recursion on [-1, 1]: the recursion runs instead
+        return None
+
+
+def _angle_table(d: Derivation) -> AngleTable | None:
     f = mp_recursion(d)
     n, vals = 32, None
     while n <= MAX_POINTS:
