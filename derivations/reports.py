@@ -41,7 +41,8 @@ def main(argv=None) -> int:
                             pdf=args.pdf, module=args.pdf)
         checks = out.data.checks
         passed = sum(c.passed for c in checks)
-        rows.append(f"| [{name}]({name}/report.tex) | {d.activation.description or '-'} | "
+        description = (d.activation.description or '-').replace("|", "\\|")
+        rows.append(f"| [{name}]({name}/report.tex) | {description} | "
                     f"{'closed form' if d.dual.khat is not None else 'quadrature'} | {passed}/{len(checks)} |")
         print(f"{name:12s} {time.perf_counter() - t0:6.1f} s  checks {passed}/{len(checks)}", file=sys.stderr)
     if args.names == NAMES:
