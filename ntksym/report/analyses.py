@@ -21,8 +21,6 @@ it must meet):
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -272,14 +270,3 @@ def build(d, opts: ReportOptions | None = None) -> ReportData:
     timings = (("power series", series.seconds), ("edge of chaos", eoc_out.seconds),
                ("sphere spectrum", spectrum.seconds), ("analyses in all", time.perf_counter() - t0))
     return ReportData(d, opts, series, decay, eoc_out, spectrum, tuple(checks), tuple(skipped), timings)
-
-
-def replace_options(opts: ReportOptions, **changes) -> ReportOptions:
-    return dataclasses.replace(opts, **changes)
-
-
-def finite(x) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
