@@ -198,15 +198,21 @@ def _check_dual(d):
     return Check(f"Σ̂, Σ̇ by the engine's route ({route.split('(')[0].strip()})", how, err, tol, "rel"), None
 
 
+def unit_pairs(rho):
+    """x (1×2) and y (n×2) with |x|²/d = |y|²/d = 1 and x·y/d = ρ: the dot-product form on data."""
+    rho = np.asarray(rho, dtype=float)
+    x = np.array([[np.sqrt(2.0), 0.0]])
+    y = np.stack([np.sqrt(2.0) * rho, np.sqrt(2.0) * np.sqrt(np.clip(1 - rho**2, 0, None))], axis=1)
+    return x, y
+
+
 def _check_series(d, series: Outcome):
     from ..derivation import kernel
     if series.value is None:
         return None, f"no power series ({series.skipped})"
     net = d.network
     rho = np.array([-0.5, 0.0, 0.5])
-    x1 = np.array([[np.sqrt(2.0), 0.0]])
-    x2 = np.stack([np.sqrt(2.0) * rho, np.sqrt(2.0) * np.sqrt(1 - rho**2)], axis=1)
-    nngp, ntk = kernel(d.activation, x1, x2, net.depth, net.sigma_w, net.sigma_b)
+    nngp, ntk = kernel(d.activation, *unit_pairs(rho), net.depth, net.sigma_w, net.sigma_b)
     p = np.arange(len(series.value.ntk))
     powers = rho[:, None] ** p[None, :]
     sums = [powers @ np.asarray(series.value.nngp, dtype=float), powers @ np.asarray(series.value.ntk, dtype=float)]

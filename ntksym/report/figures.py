@@ -28,12 +28,11 @@ def _pyplot():
 
 def _kernels(data, ax):
     from ..derivation import kernel
+    from .analyses import unit_pairs
     d = data.derivation
     rho = np.linspace(-1.0, 1.0, 201)
-    x1 = np.array([[np.sqrt(2.0), 0.0]])
-    x2 = np.stack([np.sqrt(2.0) * rho, np.sqrt(2.0) * np.sqrt(np.clip(1 - rho**2, 0, None))], axis=1)
     net = d.network
-    nngp, ntk = kernel(d.activation, x1, x2, net.depth, net.sigma_w, net.sigma_b)
+    nngp, ntk = kernel(d.activation, *unit_pairs(rho), net.depth, net.sigma_w, net.sigma_b)
     ax.plot(rho, nngp[0], label=r"NNGP $\Sigma(\rho)$")
     ax.plot(rho, ntk[0], label=r"NTK $\Theta(\rho)$")
     ax.set_xlabel(r"$\rho = x\cdot y/d$")
