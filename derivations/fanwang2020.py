@@ -108,7 +108,7 @@ def main():
     try:
         from ntksym.finite.rmt_plots import plot_panels
         plot_panels([d[0] for d in fig_data], [d[1] for d in fig_data], str(FIG), [d[2] for d in fig_data],
-                    [d[3] for d in fig_data])
+                    [d[3] for d in fig_data], force=True)
         rows += [f"![sampled vs limit spectra]({FIG.name})", ""]
     except Exception as exc:  # matplotlib missing: the tables still stand
         rows += [f"(figure not written: {exc})", ""]

@@ -103,7 +103,7 @@ def main():
             from ntksym.finite.plots import plot_dispersion
             figure = plot_dispersion(FIG, comps, lam_max=max(c.lam for c in comps), widths=(M_MC,),
                                      sigma_w2s=tuple(s for _, s in PHASES), log=False,
-                                     title=f"NTK dispersion vs L/M, M = {M_MC} (Seleznova & Kutyniok setup)")
+                                     title=f"NTK dispersion vs L/M, M = {M_MC} (Seleznova & Kutyniok setup)", force=True)
         except ImportError:
             figure = None
         except Exception as exc:  # matplotlib missing -> NtksymError; keep the tables

@@ -1,8 +1,8 @@
 """Command-line interface: a thin layer over the Python API.
 
 User errors print one line on stderr and exit with status 2; nothing is
-written unless the whole result is ready (files are written to a temporary
-name in the target directory and renamed).
+written unless the whole result is ready (every output is claimed before the
+work, staged and published atomically: see :mod:`ntksym.outputs`).
 """
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 from . import derivation as api
+from . import outputs
 from .errors import InputError, NtksymError
+from .inputs import bounded_int
 from .summary import summary_text
 
 
@@ -74,6 +75,12 @@ def _decimal(value, digits: int | None) -> str:
                            digits or 17)
 
 
+def _accuracy_arg(p):
+    p.add_argument("--allow-inaccurate", action="store_true",
+                   help="print numeric results whose error estimate exceeds the tolerance (marked INACCURATE) "
+                        "instead of failing")
+
+
 def _activation_args(p):
     p.add_argument("activation", help="catalogue name (relu, erf, gelu, ...) or an expression in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="activation parameter (repeatable)")
@@ -97,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kmax", type=int, default=20, help="largest degree k of the sphere spectrum (default 20)")
     p.add_argument("--series-order", type=int, default=256, help="power-series coefficients computed (default 256)")
     p.add_argument("--mc-samples", type=int, default=48, help="networks in the Monte-Carlo check (default 48)")
+    _accuracy_arg(p)
 
     p = sub.add_parser("hermite", help="Hermite coefficients μ_k = E[φ(Z) h_k(Z)]")
     _activation_args(p)
     p.add_argument("--order", type=int, required=True, help="number of coefficients K (k = 0..K-1)")
     p.add_argument("--digits", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    _accuracy_arg(p)
 
     p = sub.add_parser("series", help="power-series coefficients of the NNGP and NTK in rho (|x|^2/d = 1)")
     _activation_args(p)
@@ -118,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, required=True, help="ambient dimension d")
     p.add_argument("--kmax", type=int, required=True, help="largest degree k")
     p.add_argument("--digits", type=int, default=30)
-    p.add_argument("--order", type=int, default=None, help="number of series coefficients used")
+    p.add_argument("--order", type=bounded_int(1, 1 << 17), default=None,
+                   help="number of series coefficients used (1..131072)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eoc", help="edge of chaos for a given sigma_b, or the phase of (sigma_w, sigma_b)")
@@ -133,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", required=True, help=".npy file, shape (n1, d)")
     p.add_argument("--inputs2", help=".npy file, shape (n2, d) (default: inputs)")
     p.add_argument("--out", required=True, help="output .npz with arrays nngp and ntk")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    _accuracy_arg(p)
 
     for name in EXTENSIONS:  # subcommands that live next to their subject (ntksym/commands/<name>.py)
         COMMANDS.update(_extension(name).register(sub))
@@ -150,31 +162,14 @@ def _extension(name: str):
 
 
 def _load(path: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot read {path} as a .npy array ({str(exc).splitlines()[0]})") from None
-    if not isinstance(arr, np.ndarray):
-        raise InputError(f"{path} holds several arrays; expected one .npy array")
-    return arr
+    """A finite float64 (n, d) array from a regular .npy file (checks in :mod:`ntksym.inputs`)."""
+    from .inputs import load_array
+    return load_array(path)
 
 
-def _write_npz_atomic(path: str, **arrays) -> None:
-    target = os.path.abspath(path)
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise InputError(f"output directory does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=".ntksym-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_npz_atomic(out, force: bool = False, **arrays) -> None:
+    """Write an .npz to ``out`` (a path or a held claim) under the rules of :mod:`ntksym.outputs`."""
+    outputs.write_file(out, lambda fh: np.savez(fh, **arrays), force=force)
 
 
 def cmd_hermite(args) -> int:
@@ -182,7 +177,8 @@ def cmd_hermite(args) -> int:
         raise NtksymError("--order must be between 1 and 500")
     if args.digits < 1 or args.digits > 1000:
         raise NtksymError("--digits must be between 1 and 1000")
-    series = api.hermite(args.activation, args.order, args.digits, _params(args.param))
+    series = api.hermite(args.activation, args.order, args.digits, _params(args.param),
+                         allow_inaccurate=args.allow_inaccurate)
     rows = [{"k": c.k, "exact": None if c.exact is None else str(c.exact),
              "value": c.value_str(args.digits), "route": c.route} for c in series.coefficients]
     if args.json:
@@ -194,11 +190,13 @@ def cmd_hermite(args) -> int:
 
 
 def cmd_kernel(args) -> int:
-    x1 = _load(args.inputs)
-    x2 = _load(args.inputs2) if args.inputs2 else None
-    nngp, ntk = api.kernel(args.activation, x1, x2, args.depth, args.sigma_w, args.sigma_b,
-                           _params(args.param), args.parameterization, args.width)
-    _write_npz_atomic(args.out, nngp=nngp.astype(np.float64), ntk=ntk.astype(np.float64))
+    with outputs.claim(args.out, "file", args.force) as out:   # claimed before the work
+        x1 = _load(args.inputs)
+        x2 = _load(args.inputs2) if args.inputs2 else None
+        nngp, ntk = api.kernel(args.activation, x1, x2, args.depth, args.sigma_w, args.sigma_b,
+                               _params(args.param), args.parameterization, args.width,
+                               allow_inaccurate=args.allow_inaccurate)
+        _write_npz_atomic(out, nngp=nngp.astype(np.float64), ntk=ntk.astype(np.float64))
     return 0
 
 
@@ -209,7 +207,8 @@ def cmd_derive(args) -> int:
         if args.force or args.title or args.no_pdf:
             raise NtksymError("--force, --title and --no-pdf need --out DIR")
         d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
-                       args.parameterization, args.width, order=args.order)
+                       args.parameterization, args.width, order=args.order,
+                       allow_inaccurate=args.allow_inaccurate)
         print(summary_text(d, as_json=args.json))
         return 0
     from .report import ReportOptions, write_outputs
@@ -219,10 +218,12 @@ def cmd_derive(args) -> int:
         raise NtksymError("--series-order must be in [16, 65536] and --mc-samples in [2, 100000]")
     opts = ReportOptions(series_order=args.series_order, sphere_dim=args.sphere_dim, sphere_kmax=args.kmax,
                          mc_samples=args.mc_samples)
-    d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
-                   args.parameterization, args.width, order=args.order)
-    out = write_outputs(d, args.out, force=args.force, command=_command_line(), title=args.title, options=opts,
-                        pdf=not args.no_pdf)
+    with outputs.claim(args.out, "dir", args.force) as claim:   # claimed before the long computation
+        d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
+                       args.parameterization, args.width, order=args.order,
+                       allow_inaccurate=args.allow_inaccurate)
+        out = write_outputs(d, claim, command=_command_line(), title=args.title, options=opts,
+                            pdf=not args.no_pdf)
     summary = {"directory": str(out.directory), "files": list(out.files), "pdf": out.pdf,
                "checks_passed": all(c.passed for c in out.data.checks)}
     print(json.dumps(summary) if args.json else
@@ -321,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except outputs.Terminated as exc:  # SIGTERM/SIGHUP while writing: staging removed, nothing written
+        import signal
+        _fail(f"terminated by {signal.Signals(exc.signum).name}; staging removed, no partial output")
+        return exc.code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     except NtksymError as exc:
@@ -330,3 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ntksym derive relu --depth 3 | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file the command touched: name it, one line
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return _fail(f"{where + ': ' if where else ''}{exc.strerror or exc}")
+    except Exception as exc:  # a bug: one line unless NTKSYM_DEBUG=1 asks for the traceback
+        if os.environ.get("NTKSYM_DEBUG") == "1":
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        print(f"ntksym: internal error: {type(exc).__name__}: {first} (set NTKSYM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1

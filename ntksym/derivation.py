@@ -17,7 +17,8 @@ import sympy as sp
 
 from .activation import X, Activation, make_activation
 from .gaussian.dual import DualKernels, derive_dual
-from .gaussian.hermite import HermiteCoefficient, HermiteSeries, exact_coefficients, numeric_coefficients
+from .gaussian.hermite import (HermiteCoefficient, HermiteSeries, exact_coefficients, numeric_coefficient,
+                               numeric_coefficients)
 from .gaussian.kform import closed_form_in_k
 from .kernels import kernel_functions
 from .network import Network, Recursion, evaluate, recursion
@@ -28,15 +29,20 @@ def as_activation(spec: Any, params: Mapping[str, Any] | None = None) -> Activat
 
 
 def hermite(spec: Any, order: int, digits: int = 20, params: Mapping[str, Any] | None = None,
-            exact: bool = True) -> HermiteSeries:
-    """μ_0..μ_{order−1} of an activation: exact where a rule applies, else mpmath quadrature."""
+            exact: bool = True, allow_inaccurate: bool = False) -> HermiteSeries:
+    """μ_0..μ_{order−1} of an activation: exact where a rule applies, else mpmath quadrature.
+
+    A numeric μ_k whose error estimate exceeds 10^(−digits)·max(1, |μ_k|) raises AccuracyError
+    unless ``allow_inaccurate`` (then its route says INACCURATE)."""
     act = as_activation(spec, params)
     if order < 1 or digits < 1:
         from .errors import NtksymError
         raise NtksymError("order and digits must be >= 1")
     exacts = exact_coefficients(act.concrete, X, order) if exact else [(None, "numeric")] * order
     missing = [k for k, (e, _) in enumerate(exacts) if e is None]
-    numeric = numeric_coefficients(act.mpmath_fn(), list(act.breakpoints), order, digits) if missing else None
+    numeric = numeric_coefficients(act.mpmath_fn(), list(act.breakpoints), order, digits,
+                                   act.singular_points) if missing else None
+    rule = "Gauss–Legendre (tanh-sinh next to singular points)" if act.singular_points else "Gauss–Legendre"
     coeffs = []
     with mpmath.workdps(digits + 5):
         for k, (e, route) in enumerate(exacts):
@@ -45,8 +51,7 @@ def hermite(spec: Any, order: int, digits: int = 20, params: Mapping[str, Any] |
             else:
                 value, err = numeric[k]
                 why = route[len("numeric ("):-1] if route.startswith("numeric (") else "exact route not requested"
-                coeffs.append(HermiteCoefficient(k, None, value, f"numeric: Gauss–Legendre quadrature "
-                                                 f"(est. error {err:.1e}; {why})", err))
+                coeffs.append(numeric_coefficient(k, value, err, why, digits, allow_inaccurate, act.name, rule))
     form, start = closed_form_in_k(act)
     return HermiteSeries(tuple(coeffs), digits, form, start)
 
@@ -56,11 +61,15 @@ def dual_kernels(spec: Any, params: Mapping[str, Any] | None = None) -> DualKern
 
 
 def kernel(spec: Any, x1, x2=None, depth: int = 1, sigma_w: float = 1.0, sigma_b: float = 0.0,
-           params: Mapping[str, Any] | None = None, parameterization: str = "ntk", width: int | None = None):
-    """(NNGP, NTK) Gram matrices of the infinite-width network on data arrays."""
+           params: Mapping[str, Any] | None = None, parameterization: str = "ntk", width: int | None = None,
+           allow_inaccurate: bool = False):
+    """(NNGP, NTK) Gram matrices of the infinite-width network on data arrays.
+
+    A quadrature route whose error estimate exceeds its tolerance raises AccuracyError unless
+    ``allow_inaccurate``."""
     act = as_activation(spec, params)
     net = Network(depth, sigma_w, sigma_b, parameterization, width)
-    fns, _ = kernel_functions(act, dual_kernels(act))
+    fns, _ = kernel_functions(act, dual_kernels(act), allow_inaccurate=allow_inaccurate)
     return evaluate(fns, net, x1, x2)
 
 
@@ -76,7 +85,7 @@ class Derivation:
     timings: tuple[tuple[str, float], ...] = field(default=())
 
     def kernel(self, x1, x2=None):
-        fns, _ = kernel_functions(self.activation, self.dual)
+        fns, _ = kernel_functions(self.activation, self.dual, allow_inaccurate="INACCURATE" in self.kernel_route)
         return evaluate(fns, self.network, x1, x2)
 
     def _repr_latex_(self) -> str:
@@ -86,8 +95,12 @@ class Derivation:
 
 def derive(spec: Any, depth: int, sigma_w: float = 1.0, sigma_b: float = 0.0,
            params: Mapping[str, Any] | None = None, parameterization: str = "ntk",
-           width: int | None = None, order: int = 8, digits: int = 15) -> Derivation:
-    """Run the pipeline: activation, Hermite coefficients, dual kernels, recursion."""
+           width: int | None = None, order: int = 8, digits: int = 15, allow_inaccurate: bool = False
+           ) -> Derivation:
+    """Run the pipeline: activation, Hermite coefficients, dual kernels, recursion.
+
+    Numeric results beyond their tolerance raise AccuracyError unless ``allow_inaccurate`` (then
+    their routes say INACCURATE)."""
     timings = []
 
     def stage(name, fn, *args, **kw):
@@ -98,10 +111,10 @@ def derive(spec: Any, depth: int, sigma_w: float = 1.0, sigma_b: float = 0.0,
 
     net = Network(depth, sigma_w, sigma_b, parameterization, width)
     act = stage("activation", as_activation, spec, params)
-    herm = stage("hermite", hermite, act, order, digits)
+    herm = stage("hermite", hermite, act, order, digits, allow_inaccurate=allow_inaccurate)
     dual = stage("dual kernels", dual_kernels, act)
     rec = stage("recursion", recursion, dual, net)
-    _, route = kernel_functions(act, dual)
+    _, route = kernel_functions(act, dual, allow_inaccurate=allow_inaccurate)
     return Derivation(act, net, herm, dual, rec, route, tuple(timings))
 
 
@@ -112,12 +125,23 @@ def dot_network(act: Activation, depth: int, sigma_w=1.0, sigma_b=0.0, preset: s
     """The dot-product network: default convention, or Murray et al.'s preset (depth = their l − 1)."""
     from .series import DotProductNetwork, murray_preset
     if preset is None:
-        Network(depth, float(sigma_w), float(sigma_b))  # same validation as the data route
+        Network(depth, _float(sigma_w), _float(sigma_b))  # same validation (and bounds) as the data route
         return DotProductNetwork(depth, sigma_w, sigma_b)
     if preset == "murray":
+        Network(depth)  # the same depth bound
         return murray_preset(act, depth + 1)
     from .errors import NtksymError
     raise NtksymError(f"unknown preset {preset!r} (available: murray)")
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an exact number beyond the float range: Network reports it as out of bounds
+        return float("inf")
+    except TypeError:
+        from .errors import NetworkError
+        raise NetworkError(f"sigma must be a number, got {v!r}") from None
 
 
 def power_series(spec: Any, depth: int, sigma_w=1.0, sigma_b=0.0, order: int = 20, digits: int | None = None,

@@ -28,3 +28,11 @@ class InputError(NtksymError):
 
 class DerivationTimeout(Exception):
     """A bounded symbolic step ran out of time (internal: callers fall back to numerics)."""
+
+
+class RecordError(InputError):
+    """A derivation record (derivation.json) is unreadable, malformed, or beyond the stated bounds."""
+
+
+class AccuracyError(NtksymError):
+    """A numeric result's own error estimate exceeds its tolerance (pass allow_inaccurate=True to accept it)."""

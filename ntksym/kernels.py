@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from .activation import Activation, _erf_np
+from .errors import AccuracyError
 from .gaussian.dual import C, Q1, Q2, DualKernels, gauss_hermite_dual, polar_dual
 
 GH_ORDER = 64
@@ -85,9 +86,11 @@ def compile_closed_form(expr: sp.Expr):
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_functions(act: Activation, dual: DualKernels, gh_order: int = GH_ORDER):
+def kernel_functions(act: Activation, dual: DualKernels, gh_order: int = GH_ORDER, allow_inaccurate: bool = False):
     """(callable, label): the dual kernels on arrays, and the route used.
 
+    A quadrature route needs its error estimate at unit variance within :data:`KERNEL_RTOL` (relative to max(1, |Σ̂|, |Σ̇|));
+    otherwise AccuracyError, unless ``allow_inaccurate`` (then the label says INACCURATE).
     Cached: compiling closed forms and estimating quadrature errors is done once per activation."""
     if dual.khat is not None and dual.kdot is not None:
         khat, kdot = compile_closed_form(dual.khat), compile_closed_form(dual.kdot)
@@ -99,19 +102,42 @@ def kernel_functions(act: Activation, dual: DualKernels, gh_order: int = GH_ORDE
     if all(b == 0 for b in act.breakpoints):
         def polar(q1, q2, c):
             return polar_dual(phi, dphi, q1, q2, c)
-        err = _estimate(lambda *a: polar_dual(phi, dphi, *a), lambda *a: polar_dual(phi, dphi, *a, 16, 32))
-        return polar, f"polar Gauss–Legendre quadrature split on the rays u = 0, v = 0 (est. error {err:.0e} at unit variance)"
+        err = _estimate(lambda *a: polar_dual(phi, dphi, *a), lambda *a: polar_dual(phi, dphi, *a, 16, 32), True)
+        label = "polar Gauss–Legendre quadrature split on the rays u = 0, v = 0"
+        return polar, _accuracy_label(act, label, "", err, allow_inaccurate)
 
     def quad(q1, q2, c):
         return gauss_hermite_dual(phi, dphi, q1, q2, c, order=gh_order)
     err = _estimate(lambda *a: gauss_hermite_dual(phi, dphi, *a, order=gh_order),
-                    lambda *a: gauss_hermite_dual(phi, dphi, *a, order=3 * gh_order // 4))
-    return quad, f"2-D Gauss–Hermite quadrature ({gh_order}×{gh_order} nodes, est. error {err:.0e} at unit variance)"
+                    lambda *a: gauss_hermite_dual(phi, dphi, *a, order=3 * gh_order // 4), True)
+    label = "2-D Gauss–Hermite quadrature"
+    return quad, _accuracy_label(act, label, f"{gh_order}×{gh_order} nodes, ", err, allow_inaccurate)
 
 
-def _estimate(fine, coarse) -> float:
-    """max |fine − coarse| over q₁ = q₂ = 1, c ∈ {−1, −0.5, 0, 0.5, 0.9, 1}, both kernels."""
+KERNEL_RTOL = 1e-6  # relative error allowed to a quadrature route's estimate (tanh's is ≈ 1e-8)
+
+
+def _accuracy_label(act, label: str, detail: str, err: tuple[float, float], allow_inaccurate: bool) -> str:
+    err, scale = err
+    tol = KERNEL_RTOL * max(1.0, scale)
+    if err <= tol:
+        return f"{label} ({detail}est. error {err:.0e} at unit variance)"
+    if not allow_inaccurate:
+        raise AccuracyError(f"the dual kernels of {act.name[:80]!r} by {label}: the error estimate {err:.0e} at "
+                            f"unit variance exceeds the tolerance {tol:.0e} (allow_inaccurate=True or "
+                            "--allow-inaccurate returns them anyway, marked INACCURATE)")
+    return f"{label}, INACCURATE ({detail}est. error {err:.0e} > tolerance {tol:.0e} at unit variance)"
+
+
+def _estimate(fine, coarse, with_scale: bool = False):
+    """max |fine − coarse| over q₁ = q₂ = 1, c ∈ {−1, −0.5, 0, 0.5, 0.9, 1}, both kernels (inf when
+    anything is not finite); with ``with_scale``, (that, max |fine|)."""
     c = np.array([-1.0, -0.5, 0.0, 0.5, 0.9, 1.0])
     one = np.ones_like(c)
-    hi, lo = fine(one, one, c), coarse(one, one, c)
-    return float(max(np.max(np.abs(hi[0] - lo[0])), np.max(np.abs(hi[1] - lo[1]))))
+    with np.errstate(all="ignore"):
+        hi, lo = fine(one, one, c), coarse(one, one, c)
+        diff = max(np.max(np.abs(hi[0] - lo[0])), np.max(np.abs(hi[1] - lo[1])))
+        scale = max(np.max(np.abs(hi[0])), np.max(np.abs(hi[1])))
+    if not (np.isfinite(diff) and np.isfinite(scale)):
+        diff, scale = float("inf"), 0.0
+    return (float(diff), float(scale)) if with_scale else float(diff)

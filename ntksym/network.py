@@ -39,11 +39,19 @@ from .gaussian.dual import C, Q1, Q2, DualKernels
 SIGMA_W, SIGMA_B = sp.symbols("sigma_w sigma_b", nonnegative=True)
 RHO = sp.Symbol("rho", real=True)
 PARAMETERIZATIONS = ("ntk", "standard")
+MAX_DEPTH = 100_000     # hidden layers; depth 10⁴ takes seconds on data, a few more symbolically
+MAX_SIGMA = 1e6         # σ_w and σ_b are standard deviations in [0, 10⁶]
+MAX_WIDTH = 10**9       # hidden width of the 'standard' parameterization, in [1, 10⁹]
 
 
 @dataclass(frozen=True)
 class Network:
-    """Depth, weight/bias standard deviations and parameterization of an MLP."""
+    """Depth, weight/bias standard deviations and parameterization of an MLP.
+
+    Bounds (:class:`NetworkError` otherwise): depth an integer in [1, MAX_DEPTH = 10⁵]; σ_w, σ_b
+    finite numbers in [0, MAX_SIGMA = 10⁶]; width (needed by 'standard') an integer in
+    [1, MAX_WIDTH = 10⁹].
+    """
     depth: int
     sigma_w: float = 1.0
     sigma_b: float = 0.0
@@ -51,22 +59,44 @@ class Network:
     width: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.depth, bool) or not isinstance(self.depth, (int, np.integer)) or self.depth < 1:
-            raise NetworkError(f"depth must be an integer >= 1, got {self.depth!r}")
+        _check_int("depth", self.depth, MAX_DEPTH)
         for name in ("sigma_w", "sigma_b"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
-                    or not math.isfinite(v) or v < 0:
-                raise NetworkError(f"{name.replace('_', '-')} must be a finite number >= 0, got {v!r}")
+                    or not 0 <= _as_float(v) <= MAX_SIGMA:
+                raise NetworkError(f"{name.replace('_', '-')} must be a finite number in [0, {MAX_SIGMA:g}], "
+                                   f"got {_short(v)}")
         if self.parameterization not in PARAMETERIZATIONS:
             raise NetworkError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
                                f"got {self.parameterization!r}")
-        if self.parameterization == "standard" and (self.width is None or self.width < 1):
+        if self.parameterization == "standard" and self.width is None:
             raise NetworkError("the 'standard' parameterization needs the hidden width (width >= 1)")
+        if self.width is not None:
+            _check_int("width", self.width, MAX_WIDTH)
 
     def _repr_latex_(self) -> str:
         from .report.notebook import network
         return network(self)
+
+
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a huge Python int
+        return math.inf
+
+
+def _short(v) -> str:
+    try:
+        text = repr(v)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return "a huge integer"
+    return text if len(text) <= 40 else text[:20] + "..."
+
+
+def _check_int(name: str, v, maximum: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= maximum:
+        raise NetworkError(f"{name} must be an integer in [1, {maximum}], got {_short(v)}")
 
 
 @dataclass(frozen=True)
@@ -134,25 +164,42 @@ def recursion(dual: DualKernels, net: Network, symbolic_sigmas: bool = False) ->
         "Theta_xy": s0["Sigma_xy"] if net.parameterization == "ntk" else x_dot_y + 1,
     }
     layers = [Layer(0, s0, eq0)]
+    s1 = _layer_symbols(1)
+    template = _hidden_layer(dual, net, sw, sb, s0, s1)  # closed forms evaluated once, for layer 1
+    layers.append(Layer(1, s1, template))
+    with sp.evaluate(False):  # once: setting it clears SymPy's cache
+        for l in range(2, net.depth + 1):
+            prev, cur = layers[-1].symbols, _layer_symbols(l)
+            rename = {**{s0[k]: prev[k] for k in s0}, **{s1[k]: cur[k] for k in s1}}
+            layers.append(Layer(l, cur, _renamed(template, rename)))
+    return Recursion(net, tuple(layers), symbolic_sigmas)
+
+
+def _hidden_layer(dual: DualKernels, net: Network, sw, sb, prev: dict, cur: dict) -> dict:
+    """The equations of a hidden layer whose inputs are the symbols ``prev`` (layer l−1)."""
     khat, kdot = _kernel_fn(dual.khat, "Sigmahat"), _kernel_fn(dual.kdot, "Sigmadot")
     q = sp.Symbol("q", positive=True)
-    diag = dual.diagonal("khat")  # simplified once, reused by every layer
+    diag = dual.diagonal("khat")  # simplified once
     khat_diag = (lambda s: diag.xreplace({q: s})) if diag is not None else (lambda s: khat(s, s, s))
-    for l in range(1, net.depth + 1):
-        prev, cur = layers[-1].symbols, _layer_symbols(l)
-        args = (prev["Sigma_xx"], prev["Sigma_yy"], prev["Sigma_xy"])
-        weight_term = sw**2 * khat(*args) if net.parameterization == "ntk" else net.width * khat(*args)
-        bias_term = sb**2 if net.parameterization == "ntk" else sp.Integer(1)
-        eq = {
-            "Sigma_xx": sw**2 * khat_diag(prev["Sigma_xx"]) + sb**2,
-            "Sigma_yy": sw**2 * khat_diag(prev["Sigma_yy"]) + sb**2,
-            "Sigma_xy": sw**2 * khat(*args) + sb**2,
-            "Sigmadot_xy": kdot(*args),
-            "Theta_xy": (cur["Sigma_xy"] if net.parameterization == "ntk" else weight_term + bias_term)
-            + sw**2 * cur["Sigmadot_xy"] * prev["Theta_xy"],
-        }
-        layers.append(Layer(l, cur, eq))
-    return Recursion(net, tuple(layers), symbolic_sigmas)
+    pair = khat(prev["Sigma_xx"], prev["Sigma_yy"], prev["Sigma_xy"])
+    readout = cur["Sigma_xy"] if net.parameterization == "ntk" else net.width * pair + 1
+    return {
+        "Sigma_xx": sw**2 * khat_diag(prev["Sigma_xx"]) + sb**2,
+        "Sigma_yy": sw**2 * khat_diag(prev["Sigma_yy"]) + sb**2,
+        "Sigma_xy": sw**2 * pair + sb**2,
+        "Sigmadot_xy": kdot(prev["Sigma_xx"], prev["Sigma_yy"], prev["Sigma_xy"]),
+        "Theta_xy": readout + sw**2 * cur["Sigmadot_xy"] * prev["Theta_xy"],
+    }
+
+
+def _renamed(equations: dict, rename: dict) -> dict:
+    """Layer-1 equations moved to layer l by renaming symbols; call it under ``sp.evaluate(False)``.
+
+    Every layer's symbols have the same assumptions and sort in the same order (names differ
+    only in the layer index, shared within an equation), so evaluating would rebuild the same
+    trees (tests/test_inputs.py checks it); skipping that makes depth 10⁴ take seconds, not minutes.
+    """
+    return {k: v.xreplace(rename) for k, v in equations.items()}
 
 
 def _exact(v: float) -> sp.Expr:
@@ -170,21 +217,15 @@ def _kernel_fn(expr: sp.Expr | None, name: str):
 
 
 def validate_inputs(x1, x2=None) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 2-D finite arrays with the same number of columns."""
-    out = []
-    for name, arr in (("inputs", x1), ("inputs2", x1 if x2 is None else x2)):
-        try:
-            a = np.asarray(arr, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} must be a numeric array") from None
-        if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-            raise InputError(f"{name} must be a non-empty 2-D array (n, d), got shape {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise InputError(f"{name} contains NaN or infinite values")
-        out.append(a)
-    if out[0].shape[1] != out[1].shape[1]:
-        raise InputError(f"inputs have dimension {out[0].shape[1]} but inputs2 has {out[1].shape[1]}")
-    return out[0], out[1]
+    """Float64 2-D finite real arrays with the same number of columns, whose n₁×n₂ Gram matrices
+    fit in memory (checks in :mod:`ntksym.inputs`; complex, string, bool and object data are refused)."""
+    from .inputs import as_matrix, check_gram_memory
+    a = as_matrix(x1, "inputs")
+    b = a if x2 is None else as_matrix(x2, "inputs2")
+    if a.shape[1] != b.shape[1]:
+        raise InputError(f"inputs have dimension {a.shape[1]} but inputs2 has {b.shape[1]}")
+    check_gram_memory(a.shape[0], b.shape[0])
+    return a, b
 
 
 def evaluate(kernel_fns, net: Network, x1, x2=None) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,10 @@ Accepted syntax
 Everything else (attribute access, subscripts, lambda, comparisons, strings,
 comprehensions, f-strings, ``:=``, ...) raises :class:`ParseError` with a
 one-line message, as do results that are not finite and real (``1/0``,
-``log(0)``, ``sqrt(-1)``) or that contain an undeclared symbol.
+``log(0)``, ``sqrt(-1)``) or that contain an undeclared symbol.  The text must
+be one expression at the token level: comments (``#``, which ``ast.parse``
+would silently drop), line breaks, ``;`` and ``\\`` are refused before parsing,
+so the accepted text is exactly the expression that was built.
 
 Hostile input is kept cheap.  Before parsing: the text length, and after: the
 number of syntax nodes and the nesting depth (``MAX_*`` constants).  While
@@ -36,8 +39,10 @@ compare symbolic arguments.  As a backstop the whole build runs under
 from __future__ import annotations
 
 import ast
+import io
 import keyword
 import math
+import tokenize
 import unicodedata
 import warnings
 from fractions import Fraction
@@ -382,8 +387,39 @@ def _prepare(text: str) -> tuple[str, list[int]]:
     return "".join(source), origin + [lead + len(stripped)]
 
 
+_NOT_ONE_EXPRESSION = {tokenize.COMMENT: "a comment ('#')", tokenize.NL: "a line break",
+                       tokenize.NEWLINE: "a line break"}
+
+
+def _check_tokens(source: str, origin: list[int]) -> None:
+    """Refuse, at the token level, anything but one expression on one line.
+
+    ``ast.parse`` silently drops comments, so ``x#anything`` would parse as
+    ``x`` while the text still carries ``anything`` (and activation text ends
+    up in reports and generated files); line breaks, ``;`` and ``\\`` line
+    continuations are refused here too.  Other tokenizer complaints are left to
+    :func:`_parse`, which reports them as syntax errors.
+    """
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    try:
+        for token in tokens:
+            what = _NOT_ONE_EXPRESSION.get(token.type)
+            if token.type == tokenize.NEWLINE and not token.string:
+                what = None  # the implicit end of the single line
+            elif token.type == tokenize.OP and token.string == ";":
+                what = "a statement separator (';')"
+            elif token.type == tokenize.ERRORTOKEN and token.string == "\\":
+                what = "a line continuation ('\\')"
+            if what:
+                _fail(f"{what} is not allowed in an activation, which is one expression "
+                      f"(at column {origin[min(token.start[1], len(origin) - 1)] + 1})")
+    except (tokenize.TokenError, SyntaxError):
+        pass  # unbalanced brackets, unterminated strings, ...: _parse reports them
+
+
 def _parse(source: str, origin: list[int]) -> ast.Expression:
     """``ast.parse`` in eval mode (parse only, nothing is run); errors become ParseError."""
+    _check_tokens(source, origin)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "1(2)"

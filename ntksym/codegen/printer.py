@@ -7,13 +7,18 @@ namespace shim of the generated module (see ``templates/kernel_module.py.j2``);
 numbers print as Python literals (exact rationals as ``p/q``, which CPython
 folds at compile time); √ prints as ``xp.sqrt``; the radicand-snapping
 ``SafeSqrt(t, scale)`` of :mod:`ntksym.kernels` prints as a call of the
-module's ``_safe_sqrt``.  The printer never computes: constants and the CSE
+module's ``_safe_sqrt``.  Symbol and function names are printed only when they are
+plain identifiers (SymPy names are arbitrary text).  The printer never computes: constants and the CSE
 are prepared by :mod:`ntksym.codegen.build`.
 """
 from __future__ import annotations
 
+import keyword
+
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
+
+from ..errors import NtksymError
 
 # SymPy function name -> name on the generated module's namespace shim ``xp``
 ARRAY_FUNCTIONS = {
@@ -36,7 +41,7 @@ class ArrayCodePrinter(PythonCodePrinter):
         self._names = dict(names or {})
 
     def _print_Symbol(self, expr):
-        return self._names.get(expr, None) or super()._print_Symbol(expr)
+        return self._names.get(expr, None) or _identifier(super()._print_Symbol(expr), "symbol")
 
     def _print_Pi(self, expr):
         return repr(float(sp.pi))
@@ -79,6 +84,7 @@ class ArrayCodePrinter(PythonCodePrinter):
         name = type(expr).__name__
         if name == "SafeSqrt":
             return f"_safe_sqrt(xp, {self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        _identifier(name, "function")
         return super()._print_Function(expr)
 
     def _print_Max(self, expr):
@@ -104,6 +110,14 @@ class ArrayCodePrinter(PythonCodePrinter):
             v = self._print(value)
             out = v if cond == sp.true and out is None else f"xp.pick({self._print(cond)}, {v}, {out})"
         return out
+
+
+def _identifier(name: str, what: str) -> str:
+    """``name`` if it is a plain Python identifier, else NtksymError: a SymPy name is arbitrary
+    text (``Symbol('a; b')``) and must never reach generated code as code."""
+    if not (name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
+        raise NtksymError(f"the {what} name {name!r} is not a Python identifier; no code is generated for it")
+    return name
 
 
 def _print_on_namespace(self, expr):

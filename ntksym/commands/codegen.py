@@ -2,13 +2,13 @@
 
     ntksym codegen relu --depth 3 --sigma-w 1.4 --sigma-b 0.1 -o relu_kernels.py
 
-No-clobber policy: an existing output file is left alone (exit 2, one line on
-stderr) unless ``--force`` is given; the file is written atomically, so a
-failed run never leaves a partial module.
+No-clobber policy (:mod:`ntksym.outputs`): an existing output is left alone
+(exit 2, one line on stderr) unless ``--force`` is given; the output is claimed
+before the derivation and published atomically, so a failed run never leaves a
+partial module and a symlink is replaced, never written through.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 
@@ -21,7 +21,7 @@ def register(sub) -> dict:
     _activation_args(p)
     _network_args(p)
     p.add_argument("-o", "--output", required=True, help="path of the module to write (e.g. kernels.py)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     return {"codegen": cmd_codegen}
 
 
@@ -29,18 +29,15 @@ def cmd_codegen(args) -> int:
     from .. import derivation as api
     from ..cli import _params
     from ..codegen import module_source, write_module
-    target = os.path.abspath(args.output)
-    if not target.endswith(".py"):
+    from ..outputs import claim
+    if not args.output.endswith(".py"):
         raise NtksymError(f"the output must be a .py file, got {args.output}")
-    if not os.path.isdir(os.path.dirname(target)):
-        raise NtksymError(f"output directory does not exist: {os.path.dirname(target)}")
-    if os.path.exists(target) and not args.force:
-        raise NtksymError(f"{args.output} exists; pass --force to overwrite it")
-    d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
-                   args.parameterization, args.width)
-    command = "ntksym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if _invoked_as_cli() else
-                                                           _reconstruct(args)))
-    write_module(d, target, source=module_source(d, command))
+    with claim(args.output, "file", args.force) as out:   # claimed before the derivation
+        d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
+                       args.parameterization, args.width)
+        command = "ntksym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if _invoked_as_cli() else
+                                                               _reconstruct(args)))
+        target = write_module(d, out, source=module_source(d, command))
     print(target)
     return 0
 

@@ -34,6 +34,7 @@ def register(sub) -> dict:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--out", required=True, help="output .npz with ntk_mean, ntk_var, nngp_mean (n × n, float64)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     q = sub.add_parser("dispersion", help="ReLU NTK dispersion E[Θ²]/E[Θ]²: exact theory (and Monte Carlo)")
@@ -46,6 +47,7 @@ def register(sub) -> dict:
     q.add_argument("--device", default=None)
     q.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     q.add_argument("--plot", default=None, help="write a figure (.pdf or .png; needs matplotlib)")
+    q.add_argument("--force", action="store_true", help="replace an existing --plot file")
     q.add_argument("--json", action="store_true")
     return {"empirical": cmd_empirical, "dispersion": cmd_dispersion}
 
@@ -54,39 +56,65 @@ def _progress(flag) -> bool:
     return sys.stderr.isatty() if flag is None else bool(flag)
 
 
-def _check_out_dir(path: str, suffixes=None) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"output directory does not exist: {directory}")
-    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
+def _check_suffix(path: str, suffixes) -> None:
+    if os.path.splitext(path)[1].lower() not in suffixes:
         raise InputError(f"output file must end in one of {', '.join(suffixes)}: {path}")
 
 
-def _positive(name: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise InputError(f"--{name} must be >= {minimum}, got {value}")
+# Bounds of the numeric options (depth and σ as for the infinite-width network: ntksym.network).
+MAX_WIDTH = 1_000_000       # finite-network width M; the weights (depth·M² floats) must also fit in memory
+MAX_SAMPLES = 1_000_000     # random networks
+MAX_N_OUT = 10_000          # output units
+MAX_SEED = 2**64 - 1
+MAX_SIGMA_W2 = 1e12         # σ_w² of ``dispersion`` (σ_w ≤ 10⁶)
+MAX_LAMBDA = 100            # depth/width of ``dispersion``: E[Θ²]/E[Θ]² ≈ exp(5λ) overflows beyond λ ≈ 140
+MAX_CONFIGS = 1000          # width × depth × σ_w² combinations of ``dispersion``
+
+
+def _bounded(name: str, value: int, minimum: int, maximum: int) -> None:
+    if not minimum <= value <= maximum:
+        raise InputError(f"--{name} must be in [{minimum}, {maximum}], got {value}")
+
+
+def _sigma(name: str, v: float, maximum: float) -> None:
+    if not 0 <= v <= maximum:  # NaN fails too
+        raise InputError(f"--{name} must be a finite number in [0, {maximum:g}], got {v}")
+
+
+def _check_mc_memory(n: int, d: int, depth: int, width: int, n_out: int = 1) -> None:
+    """Refuse a Monte Carlo whose weights, activations and n×n statistics cannot fit in memory."""
+    from ntksym.inputs import GRAM_ARRAYS, available_memory
+    floats = (depth - 1) * width * width + (d + n_out) * width + 3 * (depth + 1) * n * width \
+        + 2 * n * n_out * width + GRAM_ARRAYS * n * n
+    need, avail = 8 * floats, available_memory()
+    if need > avail:
+        raise InputError(f"a Monte Carlo with depth {depth}, width {width} and {n} inputs needs about "
+                         f"{need / 2**30:.3g} GiB of memory, only {avail / 2**30:.3g} GiB available")
 
 
 def cmd_empirical(args) -> int:
     from ntksym.cli import _load, _params, _write_npz_atomic
     from ntksym.finite.montecarlo import monte_carlo
 
-    _positive("depth", args.depth, 1)
-    _positive("width", args.width, 1)
-    _positive("samples", args.samples, 2)
-    _positive("n-out", args.n_out, 1)
-    _positive("seed", args.seed, 0)
+    from ntksym.network import MAX_DEPTH, MAX_SIGMA
+    _bounded("depth", args.depth, 1, MAX_DEPTH)
+    _bounded("width", args.width, 1, MAX_WIDTH)
+    _bounded("samples", args.samples, 2, MAX_SAMPLES)
+    _bounded("n-out", args.n_out, 1, MAX_N_OUT)
+    _bounded("seed", args.seed, 0, MAX_SEED)
     for name, v in (("sigma-w", args.sigma_w), ("sigma-b", args.sigma_b)):
-        if not math.isfinite(v) or v < 0:
-            raise InputError(f"--{name} must be finite and >= 0, got {v}")
-    _check_out_dir(args.out, (".npz",))
+        _sigma(name, v, MAX_SIGMA)
+    _check_suffix(args.out, (".npz",))
     from ntksym.finite.empirical import _check_data
-    x = _check_data(args.inputs, _load(args.inputs))  # 2-D, real, finite (InputError naming the file)
-    stats = monte_carlo(args.activation, x, args.depth, args.width, args.sigma_w, args.sigma_b, args.samples,
-                        args.seed, params=_params(args.param), parameterization=args.parameterization,
-                        n_out=args.n_out, backend=args.backend, device=args.device,
-                        progress=_progress(args.progress))
-    _write_npz_atomic(args.out, **{k: np.asarray(v, dtype=np.float64) for k, v in stats.arrays().items()})
+    from ntksym.outputs import claim
+    with claim(args.out, "file", args.force) as out:   # claimed before the sampling
+        x = _check_data(args.inputs, _load(args.inputs))  # 2-D, real, finite (InputError naming the file)
+        _check_mc_memory(x.shape[0], x.shape[1], args.depth, args.width, args.n_out)
+        stats = monte_carlo(args.activation, x, args.depth, args.width, args.sigma_w, args.sigma_b, args.samples,
+                            args.seed, params=_params(args.param), parameterization=args.parameterization,
+                            n_out=args.n_out, backend=args.backend, device=args.device,
+                            progress=_progress(args.progress))
+        _write_npz_atomic(out, **{k: np.asarray(v, dtype=np.float64) for k, v in stats.arrays().items()})
     summary = {"out": args.out, "samples": stats.samples, "seconds": stats.seconds, "backend": stats.backend,
                "device": stats.device, "dispersion_diag": _num(stats.dispersion_diag),
                "dispersion_diag_se": _num(stats.dispersion_diag_se),
@@ -105,20 +133,51 @@ def _num(v: float):
 
 
 def cmd_dispersion(args) -> int:
+    from ntksym.network import MAX_DEPTH
+    for M in args.width:
+        _bounded("width", M, 1, MAX_WIDTH)
+    for L in args.depth:
+        _bounded("depth", L, 1, MAX_DEPTH)
+    for s in args.sigma_w2:
+        if not (0 < s <= MAX_SIGMA_W2):
+            raise InputError(f"--sigma-w2 must be a finite number in (0, {MAX_SIGMA_W2:g}], got {s}")
+    if args.samples != 0:
+        _bounded("samples", args.samples, 2, MAX_SAMPLES)  # 0 means theory only
+    _bounded("seed", args.seed, 0, MAX_SEED)
+    if len(args.width) * len(args.depth) * len(args.sigma_w2) > MAX_CONFIGS:
+        raise InputError(f"at most {MAX_CONFIGS} (width, depth, sigma-w2) combinations, got "
+                         f"{len(args.width) * len(args.depth) * len(args.sigma_w2)}")
+    if max(args.depth) / min(args.width) > MAX_LAMBDA:
+        raise InputError(f"depth/width must be at most {MAX_LAMBDA} (the dispersion grows like exp(5 depth/width)), "
+                         f"got {max(args.depth)}/{min(args.width)}")
+    if args.samples:
+        for M in args.width:  # the Monte Carlo draws networks of width M on inputs of dimension M
+            _check_mc_memory(1, M, max(args.depth), M)
+    if args.plot:
+        _check_suffix(args.plot, (".pdf", ".png"))
+        from ntksym.outputs import claim
+        with claim(args.plot, "file", args.force) as out:   # claimed before the work
+            rows = _dispersion(args, out)
+    else:
+        rows = _dispersion(args, None)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            r = {k: (math.inf if v is None else v) for k, v in r.items()}  # JSON's null is an overflow
+            line = (f"M={r['M']:<5d} L={r['L']:<5d} σ_w²={r['sigma_w2']:<6g} {r['phase']:8s} λ={r['lam']:.4g}  "
+                    f"E[Θ]={r['theory_mean']:.6g}  R={r['theory_ratio']:.6g}  limit={r['limit']:.6g}  "
+                    f"exp(5λ)={r['hanin_nica']:.6g}")
+            if "mc_ratio" in r:
+                line += f"  MC: E[Θ]={r['mc_mean']:.6g}±{r['mc_mean_se']:.2g} R={r['mc_ratio']:.6g}±{r['mc_ratio_se']:.2g}"
+            print(line)
+    return 0
+
+
+def _dispersion(args, plot) -> list[dict]:
+    """The table rows; the figure is written to ``plot`` (a held claim) when given."""
     from ntksym.finite import dispersion as th
 
-    for M in args.width:
-        _positive("width", M, 1)
-    for L in args.depth:
-        _positive("depth", L, 1)
-    for s in args.sigma_w2:
-        if not (math.isfinite(s) and s > 0):
-            raise InputError(f"--sigma-w2 must be finite and > 0, got {s}")
-    if args.samples not in (0,) and args.samples < 2:
-        raise InputError(f"--samples must be 0 (theory only) or >= 2, got {args.samples}")
-    _positive("seed", args.seed, 0)
-    if args.plot:
-        _check_out_dir(args.plot, (".pdf", ".png"))
     configs = [(M, L, s) for s in args.sigma_w2 for M in args.width for L in args.depth]
     rows = []
     if args.samples:
@@ -132,19 +191,9 @@ def cmd_dispersion(args) -> int:
                          "theory_mean": t.mean, "theory_ratio": t.ratio,
                          "limit": th.continuum_limit(L / M, s, M), "hanin_nica": th.hanin_nica(L / M)})
     rows = [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    if args.plot:
+    if plot is not None:
         from ntksym.finite.plots import plot_dispersion
         lam_max = max(r["lam"] for r in rows)
-        plot_dispersion(args.plot, comps, lam_max=lam_max, widths=sorted(set(args.width))[:1],
+        plot_dispersion(plot, comps, lam_max=lam_max, widths=sorted(set(args.width))[:1],
                         sigma_w2s=tuple(args.sigma_w2))
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        for r in rows:
-            line = (f"M={r['M']:<5d} L={r['L']:<5d} σ_w²={r['sigma_w2']:<6g} {r['phase']:8s} λ={r['lam']:.4g}  "
-                    f"E[Θ]={r['theory_mean']:.6g}  R={r['theory_ratio']:.6g}  limit={r['limit']:.6g}  "
-                    f"exp(5λ)={r['hanin_nica']:.6g}")
-            if "mc_ratio" in r:
-                line += f"  MC: E[Θ]={r['mc_mean']:.6g}±{r['mc_mean_se']:.2g} R={r['mc_ratio']:.6g}±{r['mc_ratio_se']:.2g}"
-            print(line)
-    return 0
+    return rows

@@ -33,6 +33,7 @@ def register(sub) -> dict:
                    help="also sample one network with n = N samples and report the KS distance")
     p.add_argument("--seed", type=int, default=0, help="seed for --compare")
     p.add_argument("--plot", default=None, help="write a figure (.png/.pdf/.svg; needs matplotlib and --compare)")
+    p.add_argument("--force", action="store_true", help="replace an existing --plot file")
     p.add_argument("--json", action="store_true", help='print {"x": [...], "density": [...], ...}')
     return {"rmt": cmd_rmt}
 
@@ -54,9 +55,6 @@ def parse_gammas(text: str) -> list[float]:
 
 
 def cmd_rmt(args) -> int:
-    from ntksym.cli import _params
-    from ntksym.finite.rmt import limit_spectrum, normalize_activation
-
     gammas = parse_gammas(args.gammas)
     if not 10 <= args.grid <= MAX_GRID:
         raise InputError(f"--grid must be in [10, {MAX_GRID}], got {args.grid}")
@@ -74,6 +72,23 @@ def cmd_rmt(args) -> int:
         raise InputError("--plot needs --compare N (the sampled eigenvalues to draw)")
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
+    if args.plot is None:
+        law, out = _run(args, gammas, None)
+    else:
+        from ntksym.finite.rmt_plots import figure_format
+        from ntksym.outputs import claim
+        figure_format(args.plot)
+        with claim(args.plot, "file", args.force) as plot:   # claimed before the work
+            law, out = _run(args, gammas, plot)
+    print(json.dumps(out) if args.json else _table(law, out))
+    return 0
+
+
+def _run(args, gammas, plot):
+    """(the law, its JSON result); the figure goes to ``plot`` (a held claim) when given."""
+    from ntksym.cli import _params
+    from ntksym.finite.rmt import limit_spectrum, normalize_activation
+
     act = normalize_activation(args.activation, _params(args.param))
     law = limit_spectrum(act, gammas, kernel=args.kernel, grid=args.grid, eta=args.eta, xmin=args.xmin,
                          xmax=args.xmax)
@@ -88,14 +103,10 @@ def cmd_rmt(args) -> int:
                              "ks_note": "both CDFs Cauchy(η)-smoothed with the law's η"}
         if args.kernel == "ntk":
             out["comparison"]["ks_lemma35"] = ks_distance(s.lemma35, law)
-    if args.plot is not None:
+    if plot is not None:
         from ntksym.finite.rmt_plots import plot_spectrum
-        plot_spectrum(law, sampled, args.plot, ks=out["comparison"]["ks"])
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    print(_table(law, out))
-    return 0
+        plot_spectrum(law, sampled, plot, ks=out["comparison"]["ks"])
+    return law, out
 
 
 def _table(law, out) -> str:

@@ -24,7 +24,7 @@ def _pyplot():
 
 
 def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), sigma_w2s=(2.0,),
-                    title: str | None = None, log: bool = True) -> str:
+                    title: str | None = None, log: bool = True, force: bool = False) -> str:
     """Plot the NTK dispersion E[Θ²]/E[Θ]² against λ = L/M and write it to ``path`` (.pdf or .png).
 
     Curves: the continuum limits R_EOC(λ) and R_W(λ) (= chaotic phase) and Hanin & Nica's
@@ -32,16 +32,15 @@ def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), sigma
     and σ_w² in ``sigma_w2s`` the exact finite-(M, L) curve, coloured by phase.  Points:
     Monte-Carlo estimates from :func:`ntksym.finite.dispersion.compare` records (``comparisons``)
     ± 1 SE (the exact SE of R̂ where available: the sample SE underestimates it for heavy tails).
-    Returns the path written.
+    ``path`` is a path or a held file claim; it is written under the rules of :mod:`ntksym.outputs`
+    (an existing file is replaced only with ``force``).  Returns the path written.
     """
+    from ntksym import outputs
     from ntksym.finite import dispersion as th
 
-    ext = os.path.splitext(str(path))[1].lower()
+    ext = os.path.splitext(str(path.target if isinstance(path, outputs.Claim) else path))[1].lower()
     if ext not in (".pdf", ".png"):
         raise NtksymError(f"plot path must end in .pdf or .png, got {path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise NtksymError(f"output directory does not exist: {directory}")
     if not lam_max > 0:
         raise NtksymError(f"lam_max must be > 0, got {lam_max!r}")
     plt = _pyplot()
@@ -71,7 +70,6 @@ def plot_dispersion(path, comparisons=(), lam_max: float = 1.0, widths=(), sigma
         ax.set_title(title or "NTK dispersion of ReLU MLPs (Seleznova & Kutyniok setup)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
+        return str(outputs.write_file(path, lambda fh: fig.savefig(fh, format=ext[1:]), force=force))
     finally:
         plt.close(fig)
-    return str(path)

@@ -22,18 +22,31 @@ def _pyplot():
     return plt
 
 
-def plot_spectrum(law, eigenvalues=None, path: str | None = None, title: str | None = None, bins: int = 60,
-                  ax=None, ks: float | None = None):
+def figure_format(path) -> str:
+    """The figure format of ``path`` (a path or a held claim): png, pdf or svg."""
+    from ntksym.outputs import Claim
+    ext = os.path.splitext(str(path.target if isinstance(path, Claim) else path))[1].lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise NtksymError(f"figure file must end in .png, .pdf or .svg: {path}")
+    return ext[1:]
+
+
+def _save(fig, path, force: bool) -> None:
+    """Write ``fig`` to ``path`` under the rules of :mod:`ntksym.outputs` (no-clobber unless ``force``)."""
+    from ntksym.outputs import write_file
+    fmt = figure_format(path)
+    write_file(path, lambda fh: fig.savefig(fh, format=fmt, dpi=130), force=force)
+
+
+def plot_spectrum(law, eigenvalues=None, path=None, title: str | None = None, bins: int = 60,
+                  ax=None, ks: float | None = None, force: bool = False):
     """Draw ``law`` (a :class:`~ntksym.finite.rmt.SpectrumResult`; its η-smoothed density) over a density
     histogram of sampled ``eigenvalues``; atoms are drawn as stems of height mass/bin width.  Writes ``path``
-    (.png/.pdf/.svg) when given; returns the figure."""
+    (.png/.pdf/.svg; a path or a held file claim; an existing file is replaced only with ``force``) when
+    given; returns the figure."""
     plt = _pyplot()
     if path is not None:
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in (".png", ".pdf", ".svg"):
-            raise NtksymError(f"figure file must end in .png, .pdf or .svg: {path}")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise NtksymError(f"output directory does not exist: {os.path.dirname(os.path.abspath(path))}")
+        figure_format(path)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.2, 3.4))
@@ -58,18 +71,24 @@ def plot_spectrum(law, eigenvalues=None, path: str | None = None, title: str | N
     ax.legend(fontsize=7, frameon=False)
     if path is not None:
         fig.tight_layout()
-        fig.savefig(path, dpi=130)
-        plt.close(fig)
+        try:
+            _save(fig, path, force)
+        finally:
+            plt.close(fig)
     return fig
 
 
-def plot_panels(laws: Sequence, samples: Sequence, path: str, titles: Sequence[str], ks: Sequence[float]):
+def plot_panels(laws: Sequence, samples: Sequence, path: str, titles: Sequence[str], ks: Sequence[float],
+                force: bool = False):
     """A row of :func:`plot_spectrum` panels written to ``path`` (used by derivations/fanwang2020.py)."""
     plt = _pyplot()
+    figure_format(path)
     fig, axes = plt.subplots(1, len(laws), figsize=(4.6 * len(laws), 3.4))
-    for ax, law, lam, t, k in zip(np.atleast_1d(axes), laws, samples, titles, ks):
-        plot_spectrum(law, lam, ax=ax, title=t, ks=k)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    try:
+        for ax, law, lam, t, k in zip(np.atleast_1d(axes), laws, samples, titles, ks):
+            plot_spectrum(law, lam, ax=ax, title=t, ks=k)
+        fig.tight_layout()
+        _save(fig, path, force)
+    finally:
+        plt.close(fig)
     return path

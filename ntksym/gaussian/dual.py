@@ -26,10 +26,11 @@ import numpy as np
 import sympy as sp
 
 from ..bounded import time_limit
-from ..errors import DerivationTimeout
+from ..errors import ActivationError, DerivationTimeout
 from .cform import CForm
 from .expclass import as_exp_poly
 from .hermite import NoClosedForm, exact_coefficients, tidy
+from .integrability import Refused, ae_derivative, analyse
 from .moments import bivariate_expectation
 from .pieces import NotPiecewiseSmooth, split
 
@@ -69,7 +70,15 @@ def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKe
     """Derive Σ̂ and Σ̇ for φ = ``expr`` (parameters already substituted).
 
     Results are cached per expression: the derivation is pure, and the series,
-    spectrum and kernel routes all start from it."""
+    spectrum and kernel routes all start from it.  φ' must be square-integrable
+    (else Σ̇ and the NTK are infinite): ActivationError otherwise."""
+    try:
+        analyse(ae_derivative(expr, x), x)
+    except Refused as exc:
+        text = sp.sstr(expr)
+        raise ActivationError(f"the derivative of phi = {text if len(text) <= 80 else text[:77] + '...'} is not "
+                              "shown to be square-integrable under N(0,1), so Sigma-dot and the NTK are not finite: "
+                              f"{exc}") from None
     try:
         with time_limit(seconds, "dual-kernel derivation"):
             return _derive(expr, x)

@@ -19,15 +19,16 @@ sends that coefficient to the numeric route, and says so.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import mpmath
-from mpmath.calculus.quadrature import GaussLegendre
+from mpmath.calculus.quadrature import GaussLegendre, TanhSinh
 import sympy as sp
 
 from ..bounded import check_size, time_limit
-from ..errors import DerivationTimeout
+from ..errors import AccuracyError, DerivationTimeout
 from .expclass import as_exp_poly
 from .moments import gauss_pdf, integrate_poly_times
 from .pieces import NotPiecewiseSmooth, Piece, split
@@ -98,10 +99,11 @@ class _Piece:
         self.parity = _parity(piece.expr, z) if self.full_line else None
 
     def deriv(self, j: int):
-        while len(self.derivs) <= j:
+        while len(self.derivs) <= j:  # both lists grow together, even when a time limit interrupts
             d = check_size(sp.diff(self.derivs[-1], self.z), "derivative")
+            cls = as_exp_poly(d, self.z)
             self.derivs.append(d)
-            self.classes.append(as_exp_poly(d, self.z))
+            self.classes.append(cls)
         return self.derivs[j], self.classes[j]
 
     def boundary(self, j: int, k: int) -> sp.Expr:
@@ -208,7 +210,7 @@ def exact_coefficients(expr: sp.Expr, z: sp.Symbol, order: int, order_subs: dict
 # ----------------------------------------------------------------------- numeric
 
 
-def numeric_coefficients(fn, breakpoints: list[float], order: int, digits: int
+def numeric_coefficients(fn, breakpoints: list[float], order: int, digits: int, singular=()
                          ) -> list[tuple[mpmath.mpf, float]]:
     """μ_k by Gauss–Legendre quadrature on [−T, T], split at the breakpoints.
 
@@ -216,46 +218,73 @@ def numeric_coefficients(fn, breakpoints: list[float], order: int, digits: int
     its three-term recurrence at each node), the cut-off T is chosen so that the
     integrand beyond it is below the target precision, and the error estimate
     is the difference between two rule sizes (48 and 96 nodes per panel of
-    length ≤ 2).  Returns (value, error estimate) per k.
+    length ≤ 2), refined twice at most until within :func:`tolerance`.  Where φ
+    has integrable singularities (``singular`` points, e.g. log|x| or |x|^(−0.4)
+    at 0) the panels are split there too, and the panels that end at one use
+    tanh-sinh (one degree above), which converges quickly at endpoint
+    singularities.  Returns (value, error estimate) per k; a non-finite value
+    has error estimate inf.
     """
     guard = 10 + order // 4
     with mpmath.workdps(digits + guard):
         eps = mpmath.mpf(10) ** (-(digits + guard - 2))
-        cut = _cutoff(fn, order, eps)
-        pts = sorted({mpmath.mpf(b) for b in breakpoints if -cut < b < cut} | {mpmath.mpf(0), -cut, cut})
-        coarse, fine = _sums(fn, pts, order, 5), _sums(fn, pts, order, 6)
-        out = []
-        for k in range(order):
-            scale = 1 / mpmath.sqrt(2 * mpmath.pi * mpmath.factorial(k))
-            out.append((+(fine[k] * scale), float(abs(fine[k] - coarse[k]) * scale)))
+        cut = _cutoff(fn, order, eps, singular)
+        pts = sorted({mpmath.mpf(b) for b in [*breakpoints, *singular] if -cut < b < cut}
+                     | {mpmath.mpf(0), -cut, cut})
+        ends = {mpmath.mpf(p) for p in singular}
+        coarse = _sums(fn, pts, order, 5, ends)
+        for degree in (6, 7, 8):  # refine (twice at most) until within the tolerance
+            fine = _sums(fn, pts, order, degree, ends)
+            out = []
+            for k in range(order):
+                scale = 1 / mpmath.sqrt(2 * mpmath.pi * mpmath.factorial(k))
+                value, err = fine[k] * scale, abs(fine[k] - coarse[k]) * scale
+                out.append((+value, float(err) if mpmath.isfinite(value) and mpmath.isfinite(err) else math.inf))
+            if all(err <= tolerance(value, digits) for value, err in out):
+                break
+            coarse = fine
         return out
+
+
+def tolerance(value, digits: int) -> float:
+    """The error a numeric μ_k may carry when shown to ``digits`` digits: 10^(−digits)·max(1, |μ_k|)."""
+    return 10.0 ** (-digits) * max(1.0, float(abs(value)) if mpmath.isfinite(value) else 1.0)
 
 
 def _integrand_size(fn, t, order):
     return abs(fn(t)) * mpmath.exp(-t * t / 2) * abs(_he_mp(order, t)) + mpmath.exp(-t * t / 2)
 
 
-def _cutoff(fn, order, eps):
-    t = mpmath.mpf(8)
+def _cutoff(fn, order, eps, singular=()):
+    t = mpmath.mpf(max([8, *(abs(p) + 2 for p in singular)]))
     while t < 80 and max(_integrand_size(fn, t, order), _integrand_size(fn, -t, order)) > eps:
         t += 2
     return t
 
 
-def _sums(fn, pts, order, degree):
-    rule = GaussLegendre(mpmath.mp)
+def _sums(fn, pts, order, degree, singular=frozenset()):
+    rules = GaussLegendre(mpmath.mp), TanhSinh(mpmath.mp)
     acc = [mpmath.mpf(0)] * order
     for a, b in zip(pts[:-1], pts[1:]):
         panels = max(1, int(mpmath.ceil((b - a) / 2)))
         edges = [a + (b - a) * i / panels for i in range(panels + 1)]
         for lo, hi in zip(edges[:-1], edges[1:]):
-            for t, w in rule.get_nodes(lo, hi, degree, mpmath.mp.prec):
+            ts = lo in singular or hi in singular
+            for t, w in _nodes(rules[ts], lo, hi, degree + ts):
                 base = w * fn(t) * mpmath.exp(-t * t / 2)
                 h0, h1 = mpmath.mpf(1), t
                 for k in range(order):
                     acc[k] += base * h0
                     h0, h1 = h1, t * h1 - (k + 1) * h0
     return acc
+
+
+def _nodes(rule, lo, hi, degree):
+    """The complete rule of the given degree (tanh-sinh keeps only each level's new nodes: join them)."""
+    if not isinstance(rule, TanhSinh):
+        return rule.get_nodes(lo, hi, degree, mpmath.mp.prec)
+    h = mpmath.mpf(2) ** (-degree)
+    return [(t, w * h) for j in range(1, degree + 1) for t, w in rule.get_nodes(lo, hi, j, mpmath.mp.prec)]
 
 
 def _he_mp(k: int, t):
@@ -265,3 +294,18 @@ def _he_mp(k: int, t):
     for n in range(1, k):
         a, b = b, t * b - n * a
     return b
+
+
+def numeric_coefficient(k: int, value, err: float, why: str, digits: int, allow_inaccurate: bool = False,
+                        name: str = "the activation", rule: str = "Gauss–Legendre") -> HermiteCoefficient:
+    """μ_k from the numeric route, refused (AccuracyError) when its error estimate exceeds
+    :func:`tolerance` unless ``allow_inaccurate``; then the route says it is inaccurate."""
+    tol = tolerance(value, digits)
+    route = f"numeric: {rule} quadrature (est. error {err:.1e}; {why})"
+    if not err <= tol:
+        if not allow_inaccurate:
+            raise AccuracyError(f"mu_{k} of {name}: the quadrature's error estimate {err:.1e} exceeds the "
+                                f"tolerance {tol:.0e} for {digits} digits (allow_inaccurate=True or "
+                                "--allow-inaccurate returns it anyway, marked INACCURATE)")
+        route = f"numeric, INACCURATE: {rule} quadrature (est. error {err:.1e} > tolerance {tol:.0e}; {why})"
+    return HermiteCoefficient(k, None, value, route, err)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..bounded import time_limit
+from ..errors import DerivationTimeout
 from .pieces import NotPiecewiseSmooth, split
 
 K = sp.Symbol("k", integer=True, nonnegative=True)
@@ -22,8 +24,16 @@ def he_at_zero(n: sp.Expr) -> sp.Expr:
     return sp.Piecewise(((-1)**(n / 2) * sp.factorial2(n - 1), sp.Eq(sp.Mod(n, 2), 0)), (0, True))
 
 
-def closed_form_in_k(act) -> tuple[sp.Expr | None, int | None]:
-    """(formula in the symbol k, first k it holds for) or (None, None)."""
+def closed_form_in_k(act, seconds: float = 3.0) -> tuple[sp.Expr | None, int | None]:
+    """(formula in the symbol k, first k it holds for) or (None, None), within ``seconds``."""
+    try:
+        with time_limit(seconds, "closed form in k"):
+            return _closed_form_in_k(act)
+    except DerivationTimeout:
+        return None, None
+
+
+def _closed_form_in_k(act) -> tuple[sp.Expr | None, int | None]:
     x = act.x
     try:
         pieces = split(act.concrete, x)

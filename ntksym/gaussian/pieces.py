@@ -69,7 +69,10 @@ def _real_roots(u: sp.Expr, z: sp.Symbol, order_subs: dict) -> list[sp.Expr]:
         return [sp.simplify(-b / a)]
     if poly.free_symbols - {z}:
         raise NotPiecewiseSmooth(f"breakpoints of {u} depend on parameters")
-    return list(sp.real_roots(poly))
+    try:
+        return list(sp.real_roots(poly))
+    except (NotImplementedError, sp.PolynomialError, ValueError) as exc:
+        raise NotPiecewiseSmooth(f"cannot isolate the breakpoints of {u} ({exc})") from None
 
 
 def _value(e: sp.Expr, order_subs: dict) -> float:

@@ -1,20 +1,21 @@
 """Write a derivation's outputs into a directory, all or nothing.
 
-``write_outputs`` renders into a hidden staging directory next to the target,
-compiles the PDF there (pdflatex without shell escape, when one is installed),
-and renames the staging directory into place only when everything succeeded.
-An existing target is replaced only with ``force=True``; a failed run leaves
-the target as it was and no staging directory behind.
+``write_outputs`` claims the target (:mod:`ntksym.outputs`), renders into the
+claim's private staging directory, compiles the PDF there (pdflatex without
+shell escape, when one is installed), and publishes the directory atomically
+only when everything succeeded.  An existing target is replaced only with
+``force=True``; a failed or interrupted run leaves the target as it was and no
+staging directory behind.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import outputs
 from ..errors import InputError, NtksymError
 from ..templating import render_latex
 from . import analyses, figures, record, views
@@ -64,70 +65,56 @@ def compile_pdf(directory: Path, name: str = "report.tex") -> None:
 def _module(d, staging: Path) -> tuple[str | None, str | None]:
     """Write the generated kernel module; (file name, note) — the note says why it is absent."""
     try:
-        from ..codegen import write_module
+        from ..codegen import module_source
     except ImportError as exc:  # pragma: no cover - only in a broken install
         return None, f"code generation unavailable ({exc})"
     try:
-        write_module(d, staging / "kernels.py")
+        source = module_source(d)
     except NtksymError as exc:
         return None, f"no kernel module: {str(exc).splitlines()[0]}"
+    (staging / "kernels.py").write_text(source, encoding="utf-8")
     return "kernels.py", None
 
 
 def write_outputs(d, out, *, force: bool = False, command: str | None = None, title: str | None = None,
                   options: analyses.ReportOptions | None = None, pdf: bool = True, module: bool = True) -> Outputs:
-    """report.tex (+ report.pdf), equations.tex, the kernel module, figures and derivation.json in ``out``."""
-    target = Path(out).expanduser().absolute()
-    parent = target.parent
-    if not parent.is_dir():
-        raise InputError(f"parent directory does not exist: {parent}")
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target} exists and is not a directory")
-    if target.exists() and not force:
-        raise InputError(f"{target} already exists (use --force to replace it)")
-    data = analyses.build(d, options)
-    prov = record.provenance(command)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ntksym-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)   # mkdtemp makes 0700; the result is an ordinary directory
-    try:
-        figs = figures.write_figures(data, staging)
-        (staging / "report.tex").write_text(render_report(data, title, prov, figs), encoding="utf-8")
-        (staging / "equations.tex").write_text(render_equations(data, title, prov), encoding="utf-8")
-        files = ["report.tex", "equations.tex", *[name for name, _ in figs]]
-        note = "not requested"
-        if module:
-            name, note = _module(d, staging)
-            files += [name] if name else []
-        compiled = False
-        if pdf and pdflatex() is not None:
-            compile_pdf(staging)
-            compiled = True
-            files.append("report.pdf")
-            for junk in staging.glob("report.*"):
-                if junk.name not in ("report.tex", "report.pdf"):
-                    junk.unlink()
-        files.append("derivation.json")
-        rec = record.record(data, prov, files, note)
-        (staging / "derivation.json").write_text(record.dumps(rec), encoding="utf-8")
-        _replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return Outputs(target, tuple(files), compiled, data)
+    """report.tex (+ report.pdf), equations.tex, the kernel module, figures and derivation.json in ``out``.
+
+    ``out`` is a path or a directory claim already held (:func:`ntksym.outputs.claim`, ``kind="dir"``;
+    the CLI claims before deriving).  Everything is written into the claim's staging directory and
+    published at the end under the rules of :mod:`ntksym.outputs` (no-clobber unless ``force``).
+    """
+    if not isinstance(out, outputs.Claim):
+        out = Path(out).expanduser()
+    with outputs.claimed(out, "dir", force) as claim:
+        data = analyses.build(d, options)
+        prov = record.provenance(command)
+        try:
+            files, compiled = _stage(d, claim.path, data, prov, title, pdf, module)
+        except OSError as exc:
+            raise InputError(f"cannot write {claim.target}: {exc.strerror or exc}") from None
+        claim.publish()
+        return Outputs(claim.target, tuple(files), compiled, data)
 
 
-def _replace(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "previous")
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(old / "previous", target)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+def _stage(d, staging: Path, data, prov, title, pdf: bool, module: bool) -> tuple[list[str], bool]:
+    figs = figures.write_figures(data, staging)
+    (staging / "report.tex").write_text(render_report(data, title, prov, figs), encoding="utf-8")
+    (staging / "equations.tex").write_text(render_equations(data, title, prov), encoding="utf-8")
+    files = ["report.tex", "equations.tex", *[name for name, _ in figs]]
+    note = "not requested"
+    if module:
+        name, note = _module(d, staging)
+        files += [name] if name else []
+    compiled = False
+    if pdf and pdflatex() is not None:
+        compile_pdf(staging)
+        compiled = True
+        files.append("report.pdf")
+        for junk in staging.glob("report.*"):
+            if junk.name not in ("report.tex", "report.pdf"):
+                junk.unlink()
+    files.append("derivation.json")
+    rec = record.record(data, prov, files, note)
+    (staging / "derivation.json").write_text(record.dumps(rec), encoding="utf-8")
+    return files, compiled

@@ -2,8 +2,9 @@
 
 Numbers are written as decimal strings where they carry more than float64
 precision (Hermite values, EOC quantities, sphere eigenvalues) and as JSON
-floats otherwise; expressions as SymPy strings (``sympy.sstr``) that
-:func:`ntksym.parsing.parse_expression` can read back, and as LaTeX.
+floats otherwise (non-finite ones as the strings "nan", "inf", "-inf");
+expressions as SymPy strings (``sympy.sstr``) and as LaTeX.  :func:`load`
+reads a record without trusting it (bounds in :mod:`.jsonfile` and :mod:`.schema`);
 :func:`rederive` rebuilds the Derivation from a record, which is how the
 record is checked to round-trip.
 """
@@ -14,15 +15,19 @@ import json
 import math
 import os
 import platform
+import re
 from importlib import metadata
-from pathlib import Path
 
 import mpmath
 import sympy as sp
 
+from ..activation import Activation, make_activation
+from ..errors import NtksymError, RecordError
+from ..network import Network
+from ..parsing import MAX_NUMBER_BITS
 from ..summary import summary_dict
-
-SCHEMA = "ntksym.derivation/1"
+from . import jsonfile, schema
+from .schema import SCHEMA
 
 
 def _version(package: str) -> str:
@@ -115,21 +120,72 @@ def dumps(rec: dict) -> str:
 
 
 def load(path) -> dict:
-    """Read a derivation.json (checks the schema)."""
-    rec = json.loads(Path(path).read_text(encoding="utf-8"))
-    if rec.get("schema") != SCHEMA:
-        from ..errors import InputError
-        raise InputError(f"{path} is not an ntksym derivation record (schema {rec.get('schema')!r})")
+    """Read and check a derivation.json (see :mod:`.schema` for the bounds).
+
+    Raises :class:`~ntksym.errors.RecordError` (an InputError), one line, for
+    anything that is not a well-formed record: the file, the JSON, the schema,
+    and the activation and network, which are rebuilt here exactly as
+    :func:`rederive` would (text through the safe parser, never evaluated).
+    """
+    rec = jsonfile.read_json(path)
+    try:
+        inputs(rec)
+    except RecordError as exc:
+        raise RecordError(f"{jsonfile.display(path)}: {exc}") from None
     return rec
 
 
-def rederive(rec: dict, order: int | None = None):
-    """The Derivation a record describes, derived again from its activation and network."""
+_RATIONAL = re.compile(r"-?\d{1,1300}(?:/\d{1,1300})?")
+
+
+def _exact(value):
+    """A parameter value as written (``sympy.sstr`` of an exact number): p or p/q read directly, since the
+    parser bounds its literals; any other text goes to :func:`ntksym.activation.exact_number`'s safe parser."""
+    if not isinstance(value, str) or not _RATIONAL.fullmatch(value):
+        return value
+    p, _, q = value.partition("/")
+    try:
+        num, den = int(p), int(q or 1)
+    except ValueError as exc:  # a lowered sys.set_int_max_str_digits
+        raise RecordError(f"a parameter value cannot be read ({exc})") from None
+    if den == 0 or max(num.bit_length(), den.bit_length()) > MAX_NUMBER_BITS:
+        raise RecordError(f"parameter value {schema.describe(value)} has a zero denominator or more than "
+                          f"{MAX_NUMBER_BITS} bits")
+    return sp.Rational(num, den)
+
+
+def inputs(rec) -> tuple[Activation, Network]:
+    """The activation and network a record describes, checked and rebuilt (RecordError otherwise).
+
+    A catalogue activation is rebuilt from its name, an expression from the text the user gave
+    (``activation.name``), a SymPy-built one from ``activation.expr``; all through
+    :func:`ntksym.activation.make_activation`, whose parser never evaluates text.
+    """
+    schema.validate(rec)
+    act, net = rec["activation"], rec["network"]
+    text = act["expr"] if act["source"] == "sympy" else act["name"]
+    try:
+        params = {n: _exact(v) for n, v in act["params"].items()}
+        activation = make_activation(text, params)
+    except NtksymError as exc:
+        raise RecordError(f"activation: {exc}") from None
+    try:
+        network = Network(net["depth"], net["sigma_w"], net["sigma_b"], net["parameterization"], net["width"])
+    except NtksymError as exc:
+        raise RecordError(f"network: {exc}") from None
+    return activation, network
+
+
+def rederive(rec: dict, order: int | None = None, allow_inaccurate: bool = False):
+    """The Derivation a record describes, derived again from its activation and network.
+
+    ``order`` (default: as many Hermite coefficients as the record has) is at most
+    :data:`.schema.MAX_ORDER`; ``allow_inaccurate`` is passed to :func:`ntksym.derive`.
+    A malformed record raises RecordError before any work.
+    """
     from ..derivation import derive
-    from ..parsing import parse_expression
-    act = rec["activation"]
-    params = {n: v for n, v in act["params"].items()}
-    expr = parse_expression(act["expr"], variable="x", parameters=list(params))
-    net = rec["network"]
-    return derive(expr, net["depth"], net["sigma_w"], net["sigma_b"], params, net["parameterization"], net["width"],
-                  order=order or len(rec["hermite"]))
+    activation, net = inputs(rec)
+    order = len(rec["hermite"]) if order is None else order
+    schema.Int(1, schema.MAX_ORDER).check(order, "order")
+    return derive(activation, net.depth, net.sigma_w, net.sigma_b, None, net.parameterization, net.width,
+                  order=order, allow_inaccurate=bool(allow_inaccurate))
