@@ -7,6 +7,7 @@ and wall time is kept in the :class:`Derivation`, which printers, the CLI and
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -28,16 +29,26 @@ def as_activation(spec: Any, params: Mapping[str, Any] | None = None) -> Activat
     return spec if isinstance(spec, Activation) else make_activation(spec, params)
 
 
+MAX_HERMITE_ORDER = 500     # Hermite coefficients per call (as `ntksym hermite --order`)
+MAX_DIGITS = 1000           # decimal digits of a numeric route
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def hermite(spec: Any, order: int, digits: int = 20, params: Mapping[str, Any] | None = None,
             exact: bool = True, allow_inaccurate: bool = False) -> HermiteSeries:
     """μ_0..μ_{order−1} of an activation: exact where a rule applies, else mpmath quadrature.
 
     A numeric μ_k whose error estimate exceeds 10^(−digits)·max(1, |μ_k|) raises AccuracyError
     unless ``allow_inaccurate`` (then its route says INACCURATE)."""
+    from .errors import NtksymError
+    if not (_is_int(order) and 1 <= order <= MAX_HERMITE_ORDER):
+        raise NtksymError(f"order must be an integer in [1, {MAX_HERMITE_ORDER}], got {order!r}")
+    if not (_is_int(digits) and 1 <= digits <= MAX_DIGITS):
+        raise NtksymError(f"digits must be an integer in [1, {MAX_DIGITS}], got {digits!r}")
     act = as_activation(spec, params)
-    if order < 1 or digits < 1:
-        from .errors import NtksymError
-        raise NtksymError("order and digits must be >= 1")
     exacts = exact_coefficients(act.concrete, X, order) if exact else [(None, "numeric")] * order
     missing = [k for k, (e, _) in enumerate(exacts) if e is None]
     numeric = numeric_coefficients(act.mpmath_fn(), list(act.breakpoints), order, digits,
