@@ -234,6 +234,11 @@ def evaluate(kernel_fns, net: Network, x1, x2=None) -> tuple[np.ndarray, np.ndar
     ``kernel_fns(q1, q2, c) -> (Σ̂, Σ̇)`` evaluates the dual kernels on arrays.
     """
     x1, x2 = validate_inputs(x1, x2)
+    with np.errstate(over="ignore"):  # a true overflow gives inf (beyond float64), silently
+        return _evaluate(kernel_fns, net, x1, x2)
+
+
+def _evaluate(kernel_fns, net: Network, x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = x1.shape[1]
     sw2, sb2 = float(net.sigma_w) ** 2, float(net.sigma_b) ** 2
     q1 = sw2 * np.einsum("ij,ij->i", x1, x1) / d + sb2

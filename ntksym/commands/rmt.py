@@ -38,8 +38,13 @@ def register(sub) -> dict:
     return {"rmt": cmd_rmt}
 
 
+MAX_GAMMAS = 11   # input ratio plus at most 10 hidden layers (deeper chains: see the issue-11 note)
+
+
 def parse_gammas(text: str) -> list[float]:
     parts = [t.strip() for t in str(text).split(",")]
+    if len(parts) > MAX_GAMMAS:
+        raise InputError(f"--gammas: at most {MAX_GAMMAS} values (G0..GL), got {len(parts)}")
     if not parts or any(not t for t in parts):
         raise InputError(f"--gammas expects comma-separated numbers G0,G1,...,GL, got {text!r}")
     out = []
