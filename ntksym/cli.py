@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -313,6 +314,15 @@ COMMANDS = {"eoc": cmd_eoc, "derive": cmd_derive, "hermite": cmd_hermite, "kerne
             "spectrum": cmd_spectrum}
 
 
+def _warn_once(caught: list) -> None:
+    """All warnings of a successful run as one line on stderr (NumPy's quote internal source lines)."""
+    first = " ".join(str(caught[0].message).split())[:200]
+    more = f" and {len(caught) - 1} more" if len(caught) > 1 else ""
+    numeric = any(issubclass(w.category, RuntimeWarning) for w in caught)
+    hint = "; some values may be inf or nan" if numeric else ""
+    print(f"ntksym: warning: {first}{more}{hint}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # never crash on a terminal that cannot show φ or Σ
         if hasattr(stream, "reconfigure"):
@@ -320,8 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGV
     _ARGV = None if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            args = build_parser().parse_args(argv)
+            status = COMMANDS[args.command](args)
+        if status == 0 and caught:
+            _warn_once(caught)
+        return status
     except outputs.Terminated as exc:  # SIGTERM/SIGHUP while writing: staging removed, nothing written
         import signal
         _fail(f"terminated by {signal.Signals(exc.signum).name}; staging removed, no partial output")
