@@ -200,19 +200,20 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
     act = as_activation(spec, params)
     dual = dual_kernels(act)
     net = dot_network(act, depth, sigma_w, sigma_b, preset)
-    from .series import series_fft, series_mpmath, series_mpmath_fft
+    from .series import mpmath_affordable, series_fft, series_mpmath, series_mpmath_fft
     if order is None:
         order = max(256, 2 * kmax + 64, int(4 * kmax * kmax / max(dim - 1, 1)) + 64)
     order = min(order, 1 << 17)
     closed = dual.khat is not None and not dual.kdot_distributional
-    if closed and order <= 8192:   # every coefficient at the requested precision
+    all_mp = closed and order <= 8192 and mpmath_affordable(net.depth, 2 * order)   # (deep nets: float64)
+    if all_mp:                    # every coefficient at the requested precision
         s = series_mpmath_fft(act, dual, net, order, digits)
         coeffs, total = list(s.ntk if which == "ntk" else s.nngp), s.ntk_at_one if which == "ntk" else s.nngp_at_one
     else:                          # float64 coefficients, the first 256 refined with mpmath where possible
         fast = series_fft(act, dual, net, order)
         coeffs = list(fast.ntk if which == "ntk" else fast.nngp)
         total = fast.ntk_at_one if which == "ntk" else fast.nngp_at_one
-        if closed:
+        if closed and mpmath_affordable(net.depth, 512):
             head = min(order, 256)
             precise = series_mpmath(act, dual, net, head, digits)
             coeffs[:head] = precise.ntk if which == "ntk" else precise.nngp
@@ -222,7 +223,7 @@ def sphere_spectrum(spec: Any, depth: int, dim: int, kmax: int, sigma_w=1.0, sig
         # absolute error of each computed κ_p (Cauchy/FFT round-off × r^-P, with a factor 10 of margin)
         from .series import MP_FFT_GUARD, MP_FFT_SHIFT
         delta = mpmath.mpf(total) * (mpmath.mpf(10) ** (-(digits + MP_FFT_GUARD - 1)) * mpmath.e ** MP_FFT_SHIFT
-                                     if closed and order <= 8192 else mpmath.mpf(4.4e-14))
+                                     if all_mp else mpmath.mpf(4.4e-14))
     spec = sphere_eigenvalues(coeffs, dim, kmax, dps=digits, tail=tail)
     noise = sphere_eigenvalues([delta] * len(coeffs), dim, kmax, dps=digits)
     bound = tuple(t + n for t, n in zip(spec.truncation, noise.eigenvalues))

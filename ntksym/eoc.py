@@ -157,10 +157,18 @@ def _secant_fixed_point(m: _Moments, sw2, sb2, q, qn):
     return vr if abs(vr - r) <= mpmath.mpf(10) ** (-DPS + 6) * max(1, abs(r)) else None
 
 
+def _require_signal(act: Activation) -> None:
+    """φ ≡ 0 propagates no signal: every layer outputs σ_b·(noise), χ₁ = 0 and there is no EOC."""
+    if sp.simplify(act.concrete) == 0:
+        raise NtksymError("φ ≡ 0 propagates no signal (every layer's output is the bias alone, χ₁ = 0): "
+                          "there is no edge of chaos or signal-propagation phase to report")
+
+
 def phase(act: Activation, dual: DualKernels, sigma_w, sigma_b, tol: float = 1e-12) -> Phase:
     """q*, χ₁, the phase and the depth scales ξ_q, ξ_c of (σ_w, σ_b)."""
     if sigma_w < 0 or sigma_b < 0:
         raise NetworkError("sigma-w and sigma-b must be >= 0")
+    _require_signal(act)
     m = _Moments(act, dual)
     with mpmath.workdps(DPS):
         sw2, sb2 = _mp(sigma_w) ** 2, _mp(sigma_b) ** 2
@@ -180,8 +188,12 @@ def phase(act: Activation, dual: DualKernels, sigma_w, sigma_b, tol: float = 1e-
             except (ValueError, ZeroDivisionError):
                 raise NtksymError("no finite fixed point q* of the variance map for this initialization") from None
         chi1 = sw2 * m.kd(q)
-        dv = mpmath.diff(lambda v: sw2 * m.m2(v) + sb2, q)
+        # σ_w = 0: V is constant; at q* = 0 a central difference would step to q < 0 (one-sided there)
+        dv = mpmath.mpf(0) if sw2 == 0 else mpmath.re(mpmath.diff(lambda v: sw2 * m.m2(v) + sb2, q,
+                                                                  direction=1 if q <= 0 else 0))
         xi_q = mpmath.inf if dv >= 1 - tol or dv <= 0 else -1 / mpmath.log(dv)   # no attracting q*: ∞
+        if dv == 0:   # σ_w = 0: q reaches q* = σ_b² in one layer
+            xi_q = mpmath.mpf(0)
         name = "edge of chaos" if abs(chi1 - 1) < tol else ("ordered" if chi1 < 1 else "chaotic")
         c_star = mpmath.mpf(1)
         if homogeneous_degree_one(act) and (q_report is None or q_report == mpmath.inf):
@@ -204,9 +216,12 @@ def phase(act: Activation, dual: DualKernels, sigma_w, sigma_b, tol: float = 1e-
 
 def edge_of_chaos(act: Activation, dual: DualKernels, sigma_b=0) -> EdgeOfChaos:
     """σ_w on the EOC for the given σ_b (χ₁ = 1 at q*), exact where possible."""
+    _require_signal(act)
     m = _Moments(act, dual)
     if homogeneous_degree_one(act):
-        kd1 = sp.nsimplify(m.kd_expr.subs(sp.Symbol("q", positive=True), 1)) if m.exact else None
+        kd1 = m.kd_expr.subs(sp.Symbol("q", positive=True), 1) if m.exact else None
+        if kd1 is not None and sp.nsimplify(kd1) != 0:   # (nsimplify flushes tiny floats such as 1e-800 to 0)
+            kd1 = sp.nsimplify(kd1)
         if sigma_b != 0:
             raise NtksymError("for a positively homogeneous activation the EOC needs σ_b = 0 "
                               "(with σ_b > 0 the variance map has no finite fixed point on the EOC)")

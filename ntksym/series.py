@@ -51,6 +51,13 @@ RHO = sp.Symbol("rho", real=True)
 MP_FFT_SHIFT = 40   # r = 1 − SHIFT/P on the high-precision FFT route
 MP_FFT_GUARD = 20   # guard digits absorbing the amplification r^{−P} ≈ e^{SHIFT}
 PILOT = 512         # pilot order for layer maps given by Hermite series
+MP_WORK = 60000     # most (layers × circle points) for the mpmath routes (≈ 4000 complex evaluations a second)
+
+
+def mpmath_affordable(depth: int, points: int) -> bool:
+    """Whether an mpmath recursion on ``points`` circle points through ``depth`` layers is quick
+    (≈ 15 s at most); deeper networks take the float64 route."""
+    return depth * points <= MP_WORK
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,8 @@ class LayerMaps:
         """(Σ̂(q,q,·), Σ̇(q,q,·), neglected mass) as NumPy callables of complex c."""
         if self.closed:
             khat, kdot = self._np
-            return (lambda c: khat(q, q, c + 0j)), (lambda c: kdot(q, q, c + 0j)), 0.0
+            # a kernel constant in c (constant φ) lambdifies to a scalar: broadcast it to the grid
+            return (lambda c: _grid(khat(q, q, c + 0j), c)), (lambda c: _grid(kdot(q, q, c + 0j), c)), 0.0
         mus, m2 = hermite_f64(self.act, q, self.hermite_terms, second_moment=True)
         alpha = mus**2
         tail = max(m2 - float(np.sum(alpha)), 0.0)
@@ -191,6 +199,11 @@ class LayerMaps:
                 out = out * t + a
             return out
         return (lambda c: horner(alpha, c / q)), (lambda c: horner(beta, c / q)), tail
+
+
+def _grid(value, c):
+    """``value`` as a complex array of the shape of ``c``."""
+    return np.broadcast_to(np.asarray(value, dtype=complex), np.shape(c)).copy()
 
 
 @functools.lru_cache(maxsize=64)
@@ -212,15 +225,20 @@ def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = Fal
         zs.append((b - a) / 2 * x + (a + b) / 2)
         ws.append((b - a) / 2 * w)
     z, w = np.concatenate(zs), np.concatenate(ws)
-    f = fn(math.sqrt(q) * z) * np.exp(-z * z / 4) * w / math.sqrt(2 * math.pi)
-    out = np.empty(terms)
-    psi_prev, psi = np.zeros_like(z), np.exp(-z * z / 4)
-    for k in range(terms):
-        out[k] = f @ psi
-        psi_prev, psi = psi, (z * psi - math.sqrt(k) * psi_prev) / math.sqrt(k + 1)
+    with np.errstate(all="ignore"):       # non-finite values are refused below, with the reason
+        phi = fn(math.sqrt(q) * z) + np.zeros_like(z)
+        f = phi * np.exp(-z * z / 4) * w / math.sqrt(2 * math.pi)
+        out = np.empty(terms)
+        psi_prev, psi = np.zeros_like(z), np.exp(-z * z / 4)
+        for k in range(terms):
+            out[k] = f @ psi
+            psi_prev, psi = psi, (z * psi - math.sqrt(k) * psi_prev) / math.sqrt(k + 1)
+        m2 = float(np.sum(w * phi * phi * np.exp(-z * z / 2)) / math.sqrt(2 * math.pi))
+    if not (np.all(np.isfinite(out)) and math.isfinite(m2)):
+        raise NtksymError(f"{act.name}: φ(√q z) or E[φ(√q Z)²] exceeds the float64 range (q = {q:.3g}, "
+                          f"|z| ≤ {half:.0f}), so its Hermite coefficients cannot be computed in float64")
     if second_moment:  # E[φ(√q Z)²] on the same nodes
-        phi = fn(math.sqrt(q) * z)
-        return out, float(np.sum(w * phi * phi * np.exp(-z * z / 2)) / math.sqrt(2 * math.pi))
+        return out, m2
     return out
 
 
@@ -254,20 +272,40 @@ def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order
     q = float(gw) ** 2 + float(gb) ** 2
     variances, tails = [q], []
     for _ in range(net.depth):
+        q, s = _floored(q, s)
         khat, kdot, tail = maps.numpy_maps(q)
-        sdot = kdot(s)
-        s = sw2 * khat(s) + sb2
-        t = s + sw2 * sdot * t
-        q = maps.variance_next(q, sw2, sb2)
+        with np.errstate(all="ignore"):   # a true overflow (inf, or inf·0) is refused just below
+            sdot = kdot(s)
+            s = sw2 * khat(s) + sb2
+            t = s + sw2 * sdot * t
+            q = maps.variance_next(q, sw2, sb2)
+        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(t)) and math.isfinite(q)):
+            raise NtksymError(f"the kernel exceeds the float64 range at layer {len(variances)} "
+                              f"(E[φ²] = {q:.3g}): no float64 power series")
         variances.append(q)
         tails.append(tail)
     scale = r ** -np.arange(order)
     nngp = np.real(np.fft.fft(s)[:order]) / n * scale
     ntk = np.real(np.fft.fft(t)[:order]) / n * scale
-    ntk_one, nngp_one = _values_at_one(maps, net, variances)
+    with np.errstate(all="ignore"):
+        ntk_one, nngp_one = _values_at_one(maps, net, variances)
+    if not math.isfinite(ntk_one):
+        raise NtksymError(f"Θ(1) exceeds the float64 range (E[φ²] = {nngp_one:.3g}): no float64 power series")
     acc = (f"float64 Cauchy/FFT, N = {n}, r = {r:.6g}: absolute error ≈ {20 * 2.2e-16 * abs(ntk_one):.1e} "
            f"(round-off × r^-P)" + (f"; Hermite truncation mass ≤ {max(tails):.1e} per layer" if tails and max(tails) else ""))
     return PowerSeries(tuple(nngp), tuple(ntk), f"fft ({maps.route()})", acc, ntk_one, nngp_one, tuple(variances))
+
+
+Q_FLOOR = 1e-280   # below it a variance is raised to it (with S scaled alike): no 0/0 or subnormal c/q
+
+
+def _floored(q: float, s):
+    """(q, s) with q ≥ Q_FLOOR, s scaled by the same factor so the correlation s/q is kept (s = 0 when
+    q = 0, since |S(ρ)| ≤ S(1) = q): changes the layer's output by O(Q_FLOOR) absolutely — σ_w = 0
+    (q = 0) or variances decaying below the float64 range (e.g. ReLU with σ_w = 1 at depth 10⁴)."""
+    if q >= Q_FLOOR:
+        return q, s
+    return Q_FLOOR, (s * (Q_FLOOR / q) if q > 0 else s * 0)
 
 
 def _values_at_one(maps: LayerMaps, net: DotProductNetwork, variances):
@@ -275,6 +313,7 @@ def _values_at_one(maps: LayerMaps, net: DotProductNetwork, variances):
     sw2 = float(net.sigma_w) ** 2
     theta = variances[0]
     for q, qn in zip(variances[:-1], variances[1:]):
+        q = max(q, Q_FLOOR)
         if maps.closed:
             kdot_diag = float(maps.diag_np[1](q))
         else:
@@ -322,7 +361,11 @@ def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps
     t = list(s)
     q = gw**2 + gb**2
     theta1 = q
+    floor = mpmath.mpf(2) ** (-4 * mpmath.mp.prec)   # σ_w = 0 gives q = 0: evaluate at a negligible q
     for _ in range(net.depth):
+        if q < floor:
+            s = [v * (floor / q) for v in s] if q > 0 else [v * 0 for v in s]
+            q = floor
         both = [pair(q, q, v) for v in s]
         s = [sw2 * kh + sb2 for kh, _ in both]
         t = [a + sw2 * kd * c for a, (_, kd), c in zip(s, both, t)]

@@ -58,25 +58,68 @@ def _mp_modules():
     return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t)))}, "mpmath"]
 
 
+MP_DEPTH = 200   # deeper networks get no table (60-digit values cost ~0.3 ms a layer a point): the module runs the recursion
+
+
 def mp_recursion(d: Derivation):
-    """f(xx, yy, xy, dim) -> (Σ⁽ᴸ⁾, Θ⁽ᴸ⁾) in mpmath, walking the named layers of ``d.recursion``."""
-    layers = []
-    for layer in d.recursion.layers:
-        fns = {}
+    """f(xx, yy, xy, dim) -> (Σ⁽ᴸ⁾, Θ⁽ᴸ⁾) in mpmath, walking the named layers of ``d.recursion``.
+
+    The hidden layers are one map applied L times (checked on the second and the last layer), so it
+    is lambdified once and folded, not printed per layer."""
+    layers = d.recursion.layers
+    modules = _mp_modules()
+
+    def compile_layer(layer, prev):
+        """[(key, fn, [(where, name)])]: where ∈ {'in', 'prev', 'this'}; name a key or an input name."""
+        where = {}
+        if prev is not None:
+            where.update({sym: ("prev", k) for k, sym in prev.symbols.items()})
+        where.update({sym: ("this", k) for k, sym in layer.symbols.items()})
+        out = []
         for key, eq in layer.equations.items():
             free = sorted(eq.free_symbols, key=str)
-            fns[key] = (free, sp.lambdify(free, eq, modules=_mp_modules()))
-        layers.append((layer.symbols, fns))
-    inputs = {s for _, (free, _) in layers[0][1].items() for s in free}
+            out.append((key, sp.lambdify(free, eq, modules=modules),
+                        [where.get(sym, ("in", str(sym))) for sym in free]))
+        return out
+
+    first = compile_layer(layers[0], None)
+    hidden = compile_layer(layers[1], layers[0]) if len(layers) > 1 else []
+    for i in {2, len(layers) - 1} - {0, 1}:
+        if i < len(layers) and not _same_map(layers[1], layers[0], layers[i], layers[i - 1]):
+            return _per_layer(layers, compile_layer)
 
     def evaluate(xx, yy, xy, dim):
         given = {"xx": xx, "yy": yy, "xy": xy, "d": dim}
-        env = {s: given[str(s)] for s in inputs if str(s) in given}
-        for symbols, fns in layers:
-            for key, (free, fn) in fns.items():
-                env[symbols[key]] = fn(*[env[s] for s in free])
-        last = layers[-1][0]
-        return env[last["Sigma_xy"]], env[last["Theta_xy"]]
+        prev = _run(first, {}, given)
+        for _ in range(len(layers) - 1):
+            prev = _run(hidden, prev, given)
+        return prev["Sigma_xy"], prev["Theta_xy"]
+    return evaluate
+
+
+def _run(compiled, prev: dict, given: dict) -> dict:
+    this = {}
+    for key, fn, args in compiled:
+        this[key] = fn(*[given[n] if w == "in" else (prev if w == "prev" else this)[n] for w, n in args])
+    return this
+
+
+def _same_map(layer, prev, other, other_prev) -> bool:
+    ren = {other_prev.symbols[k]: prev.symbols[k] for k in other_prev.symbols}
+    ren.update({other.symbols[k]: layer.symbols[k] for k in other.symbols})
+    return other.equations.keys() == layer.equations.keys() and all(
+        other.equations[k].xreplace(ren) == layer.equations[k] for k in layer.equations)
+
+
+def _per_layer(layers, compile_layer):
+    compiled = [compile_layer(layer, prev) for layer, prev in zip(layers, [None, *layers[:-1]])]
+
+    def evaluate(xx, yy, xy, dim):
+        given = {"xx": xx, "yy": yy, "xy": xy, "d": dim}
+        prev = {}
+        for c in compiled:
+            prev = _run(c, prev, given)
+        return prev["Sigma_xy"], prev["Theta_xy"]
     return evaluate
 
 
@@ -105,6 +148,8 @@ def angle_table(d: Derivation) -> AngleTable | None:
     if d.dual.khat is None or d.dual.kdot is None or d.network.parameterization != "ntk" \
             or d.dual.kdot_distributional:   # Σ̇ infinite at ρ = ±1 (step, sign): no bounded table
         return None
+    if d.network.depth > MP_DEPTH:
+        return None
     try:
         return _angle_table(d)
     except ArithmeticError:   # a pole or overflow of the recursion on [-1, 1]: the recursion runs instead
@@ -127,6 +172,7 @@ def _angle_table(d: Derivation) -> AngleTable | None:
             return None
         coeffs = _cheb_coeffs(vals)
         scale = np.max(np.abs(vals), axis=0)
+        scale[scale == 0] = 1.0   # a kernel ≡ 0 in float64 (φ ≡ 0, or a tiny one): absolute errors
         tail = np.max(np.abs(coeffs[-max(4, n // 8):]), axis=0)
         if np.all(tail <= 1e-16 * scale):
             break

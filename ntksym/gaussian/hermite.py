@@ -199,12 +199,23 @@ def exact_coefficients(expr: sp.Expr, z: sp.Symbol, order: int, order_subs: dict
             with time_limit(step_seconds, f"exact μ_{k}"):
                 parts = [p.integral(k) for p in pieces]
                 value = sum(v for v, _ in parts) / sp.sqrt(sp.factorial(k))
-                value = tidy(check_size(value, f"μ_{k}"))
+                value = tidy(_real(check_size(value, f"μ_{k}")))
             routes = sorted({r for _, r in parts})
             out.append((value, "exact: " + " | ".join(routes)))
         except (NoClosedForm, DerivationTimeout) as exc:
             out.append((None, f"numeric ({exc})"))
     return out
+
+
+def _real(value: sp.Expr) -> sp.Expr:
+    """The real part of an exact μ_k whose imaginary part is zero exactly or numerically (routes through
+    complex exponentials, e.g. φ = He(51, sin 60), leave I·e^{iθ} terms that cancel); else ``value``."""
+    if not value.has(sp.I):
+        return value
+    re_, im_ = value.as_real_imag()
+    if im_ == 0 or sp.N(im_, 30, chop=True) == 0:
+        return re_
+    return value
 
 
 # ----------------------------------------------------------------------- numeric
