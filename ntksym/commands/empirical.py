@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from ntksym.errors import InputError
+from ntksym.finite.empirical import MAX_N_OUT, MAX_SAMPLES, MAX_WIDTH
 
 
 def register(sub) -> dict:
@@ -61,10 +62,8 @@ def _check_suffix(path: str, suffixes) -> None:
         raise InputError(f"output file must end in one of {', '.join(suffixes)}: {path}")
 
 
-# Bounds of the numeric options (depth and σ as for the infinite-width network: ntksym.network).
-MAX_WIDTH = 1_000_000       # finite-network width M; the weights (depth·M² floats) must also fit in memory
-MAX_SAMPLES = 1_000_000     # random networks
-MAX_N_OUT = 10_000          # output units
+# Bounds of the numeric options: width, samples and outputs as in the API (MAX_WIDTH, MAX_SAMPLES, MAX_N_OUT
+# of ntksym.finite.empirical); depth and σ as for the infinite-width network (ntksym.network).
 MAX_SEED = 2**64 - 1
 MAX_SIGMA_W2 = 1e12         # σ_w² of ``dispersion`` (σ_w ≤ 10⁶)
 MAX_LAMBDA = 100            # depth/width of ``dispersion``: E[Θ²]/E[Θ]² ≈ exp(5λ) overflows beyond λ ≈ 140
@@ -82,14 +81,8 @@ def _sigma(name: str, v: float, maximum: float) -> None:
 
 
 def _check_mc_memory(n: int, d: int, depth: int, width: int, n_out: int = 1) -> None:
-    """Refuse a Monte Carlo whose weights, activations and n×n statistics cannot fit in memory."""
-    from ntksym.inputs import GRAM_ARRAYS, available_memory
-    floats = (depth - 1) * width * width + (d + n_out) * width + 3 * (depth + 1) * n * width \
-        + 2 * n * n_out * width + GRAM_ARRAYS * n * n
-    need, avail = 8 * floats, available_memory()
-    if need > avail:
-        raise InputError(f"a Monte Carlo with depth {depth}, width {width} and {n} inputs needs about "
-                         f"{need / 2**30:.3g} GiB of memory, only {avail / 2**30:.3g} GiB available")
+    from ntksym.finite.empirical import check_mc_memory
+    check_mc_memory(n, d, depth, width, n_out)
 
 
 def cmd_empirical(args) -> int:

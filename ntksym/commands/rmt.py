@@ -10,6 +10,7 @@ import json
 import math
 
 from ntksym.errors import InputError
+from ntksym.finite.rmt import MAX_GAMMA
 
 MAX_GRID = 100_000
 
@@ -23,7 +24,8 @@ def register(sub) -> dict:
     p.add_argument("--kernel", choices=["ck", "ntk"], default="ck",
                    help="conjugate kernel X_LᵀX_L or NTK (Fan & Wang's normalization)")
     p.add_argument("--gammas", required=True, metavar="G0,G1,...,GL",
-                   help="γ₀ = n/d₀ then γ_ℓ = n/d_ℓ per hidden layer; a single value means L = 0")
+                   help=f"γ₀ = n/d₀ then γ_ℓ = n/d_ℓ per hidden layer, each in (0, {MAX_GAMMA:g}]; "
+                        f"a single value means L = 0; at most {MAX_GAMMAS} values")
     p.add_argument("--grid", type=int, default=400, help=f"number of grid points (10..{MAX_GRID})")
     p.add_argument("--eta", type=float, default=None,
                    help="imaginary part η of z = x + iη; density = Im m/π (default 2e-3 × grid width)")
@@ -53,8 +55,8 @@ def parse_gammas(text: str) -> list[float]:
             v = float(t)
         except ValueError:
             raise InputError(f"--gammas: {t!r} is not a number") from None
-        if not (math.isfinite(v) and v > 0):
-            raise InputError(f"--gammas: each γ must be positive and finite, got {t}")
+        if not 0 < v <= MAX_GAMMA:  # NaN fails too
+            raise InputError(f"--gammas: each γ must be positive and at most {MAX_GAMMA:g}, got {t}")
         out.append(v)
     return out
 

@@ -87,10 +87,15 @@ def _moments(M, one):
     return e1, e2
 
 
-def _check(M, L, sigma_w2, terms):
-    for name, v in (("M", M), ("L", L)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise NetworkError(f"{name} must be an integer >= 1, got {v!r}")
+MAX_EXACT_DEPTH = 1000   # exact=True: big-rational transfer matrices (L = 1000 takes ~0.5 s, L = 3000 ~11 s)
+
+
+def _check(M, L, sigma_w2, terms, exact=False):
+    from ntksym.network import MAX_DEPTH, MAX_WIDTH
+    for name, v, top in (("M", M, MAX_WIDTH), ("L", L, MAX_EXACT_DEPTH if exact else MAX_DEPTH)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= top:
+            raise NetworkError(f"{name} must be an integer in [1, {top}]"
+                               + (" with exact=True" if exact and name == "L" else "") + f", got {v!r}")
     if isinstance(sigma_w2, bool) or not isinstance(sigma_w2, numbers.Real) or not sigma_w2 > 0 \
             or not math.isfinite(float(sigma_w2)):
         raise NetworkError(f"sigma_w2 must be a finite number > 0, got {sigma_w2!r}")
@@ -111,7 +116,8 @@ class TheoryMoments:
     """Exact E[Θ] and E[Θ²] of the Seleznova–Kutyniok network (see module docstring).
 
     ``mean`` and ``second`` may be ``inf`` for very deep chaotic networks;
-    ``ratio = second/mean²`` is computed with rescaling and stays finite.
+    ``ratio = second/mean²`` is computed with rescaling (in logarithms) and is ``inf`` only where
+    it truly exceeds the float64 range (depth/width beyond about 140).
     """
     M: int
     L: int
@@ -131,17 +137,28 @@ def exact_moments(M: int, L: int, sigma_w2=2, terms: str = "all", exact: bool = 
     ``exact=True`` uses rational arithmetic (``sigma_w2`` converted exactly
     from its decimal repr); it costs O(L·625) big-rational operations.
     """
-    _check(M, L, sigma_w2, terms)
+    _check(M, L, sigma_w2, terms, exact)
     if exact:
         a = Fraction(str(sigma_w2)) / 2 if not isinstance(sigma_w2, Fraction) else sigma_w2 / 2
         mean, second = _transfer_exact(M, L, a, terms)
         r = second / mean ** 2
-        return TheoryMoments(M, L, float(sigma_w2), terms, float(mean), float(second), float(r), r)
+        return TheoryMoments(M, L, float(sigma_w2), terms, _float(mean), _float(second), _float(r), r)
     log_mean, log_second = _transfer_float(M, L, float(sigma_w2) / 2, terms)
-    mean = math.exp(log_mean) if log_mean < 709.0 else math.inf
-    second = math.exp(log_second) if log_second < 709.0 else math.inf
-    ratio = math.exp(log_second - 2 * log_mean)
-    return TheoryMoments(M, L, float(sigma_w2), terms, mean, second, ratio)
+    return TheoryMoments(M, L, float(sigma_w2), terms, _exp(log_mean), _exp(log_second),
+                         _exp(log_second - 2 * log_mean))
+
+
+def _exp(t: float) -> float:
+    """exp(t), ``inf`` where the true value is beyond the float64 range."""
+    return math.exp(t) if t < 709.0 else math.inf
+
+
+def _float(q: Fraction) -> float:
+    """A rational as a float, ``inf`` where it is beyond the float64 range."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf
 
 
 def _weights(a, M, one):
@@ -273,7 +290,9 @@ def ratio_standard_error(M: int, L: int, sigma_w2, samples: int, terms: str = "a
     exact moments up to E[Θ⁴] (delta method): with m_k = E[Θ^k]/E[Θ]^k,
     S·Var(R̂) ≈ (m₄ − m₂²) − 4m₂(m₃ − m₂) + 4m₂²(m₂ − 1)."""
     lm = log_moments(M, L, sigma_w2, 4, terms)
-    m2, m3, m4 = (math.exp(lm[k - 1] - k * lm[0]) for k in (2, 3, 4))
+    m2, m3, m4 = (_exp(lm[k - 1] - k * lm[0]) for k in (2, 3, 4))
+    if math.inf in (m2, m3, m4) or m2 > 1e100:  # E[Θ⁴]/E[Θ]⁴ beyond float64: the SE is too
+        return math.inf
     var = (m4 - m2 ** 2) - 4 * m2 * (m3 - m2) + 4 * m2 ** 2 * (m2 - 1)
     return math.sqrt(max(var, 0.0) / samples)
 
@@ -331,7 +350,7 @@ r_chaotic = r_weights
 
 def hanin_nica(lam: float) -> float:
     """Hanin & Nica's law E[K²]/E[K]² ≃ exp(5λ), λ = Σ 1/n_i = L/M (valid up to O(1) factors)."""
-    return math.exp(5 * float(_lam(lam)))
+    return _exp(5 * float(_lam(lam)))
 
 
 def ordered_limit(M: int, sigma_w2: float, tol: float = 1e-13, max_depth: int = 100000) -> TheoryMoments:

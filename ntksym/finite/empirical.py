@@ -52,6 +52,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ntksym.errors import ActivationError, InputError, NetworkError
+from ntksym.inputs import as_matrix
 
 __all__ = [
     "PARAMETERIZATIONS",
@@ -73,13 +74,46 @@ ArrayFn = Callable[[np.ndarray], np.ndarray]
 # validation helpers
 # --------------------------------------------------------------------------
 
-def _check_int(name: str, value, minimum: int) -> int:
+# Bounds of finite networks (the CLI applies the same ones; depth as for the infinite-width network).
+MAX_WIDTH = 1_000_000       # finite-network width M; the weights (depth·M² floats) must also fit in memory
+MAX_SAMPLES = 1_000_000     # random networks of a Monte Carlo
+MAX_N_OUT = 10_000          # output units
+MAX_DIM = 10_000_000        # input dimension d
+
+
+def _check_int(name: str, value, minimum: int, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise NetworkError(f"{name} must be an integer, got {value!r}")
     value = int(value)
-    if value < minimum:
-        raise NetworkError(f"{name} must be >= {minimum}, got {value}")
+    if value < minimum or maximum is not None and value > maximum:
+        raise NetworkError(f"{name} must be in [{minimum}, {maximum}], got {value}" if maximum is not None
+                           else f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _check_shape(depth, width, n_out, d=1):
+    """``(depth, width, n_out, d)`` checked against the bounds above."""
+    from ntksym.network import MAX_DEPTH
+    return (_check_int("depth", depth, 1, MAX_DEPTH), _check_int("width", width, 1, MAX_WIDTH),
+            _check_int("n_out", n_out, 1, MAX_N_OUT), _check_int("d", d, 1, MAX_DIM))
+
+
+def check_mc_memory(n: int, d: int, depth: int, width: int, n_out: int = 1) -> None:
+    """Refuse a Monte Carlo (or one network, ``n = 0``) whose weights, activations and n×n statistics
+    cannot fit in the available memory (:class:`InputError`)."""
+    from ntksym.inputs import GRAM_ARRAYS, available_memory
+    floats = (depth - 1) * width * width + (d + n_out) * width + 3 * (depth + 1) * n * width \
+        + 2 * n * n_out * width + GRAM_ARRAYS * n * n
+    need, avail = 8 * floats, available_memory()
+    if need > avail:
+        raise InputError(f"a network of depth {depth} and width {width}" + (f" on {n} inputs" if n else "")
+                         + f" needs about {need / 2**30:.3g} GiB of memory, only {avail / 2**30:.3g} GiB available")
+
+
+def _check_samples(samples) -> int:
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or not 2 <= samples <= MAX_SAMPLES:
+        raise InputError(f"samples must be an integer in [2, {MAX_SAMPLES}], got {samples!r}")
+    return int(samples)
 
 
 def _check_sigma(name: str, value) -> float:
@@ -100,21 +134,17 @@ def _check_parameterization(value) -> str:
 
 
 def _check_data(name: str, X, d: Optional[int] = None) -> np.ndarray:
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged nested lists and the like
-        raise InputError(f"{name} is not convertible to an array: {exc}") from None
-    if arr.dtype.kind not in "iuf":
-        raise InputError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise InputError(f"{name} must be 2-D (n, d), got shape {arr.shape}")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise InputError(f"{name} must have at least one row and one column, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} contains NaN or infinite entries")
+    """A finite float64 ``(n, d)`` array (:func:`ntksym.inputs.as_matrix`) whose rows have squared norms
+    within float64 (otherwise every kernel entry overflows and the Monte Carlo would turn inf − inf into NaN)."""
+    arr = as_matrix(X, name)
     if d is not None and arr.shape[1] != d:
         raise InputError(f"{name} has dimension {arr.shape[1]}, expected {d}")
+    with np.errstate(over="ignore"):
+        sq = np.einsum("ij,ij->i", arr, arr)
+    if not np.all(np.isfinite(sq)):
+        i = int(np.argmin(np.isfinite(sq)))
+        raise InputError(f"{name} row {i} has a squared norm beyond the float64 range (max |entry| "
+                         f"{np.max(np.abs(arr[i])):.3g}); rescale the inputs")
     return arr
 
 
@@ -136,7 +166,8 @@ def _apply(name: str, fn: ArrayFn, z: np.ndarray) -> np.ndarray:
         raise ActivationError(f"{name} must return real numbers, got dtype {out.dtype}")
     out = out.astype(np.float64, copy=False)
     if not np.all(np.isfinite(out)):
-        raise ActivationError(f"{name} produced NaN or infinite values")
+        raise ActivationError(f"{name} produced NaN or infinite values (pre-activations up to |z| = "
+                              f"{float(np.max(np.abs(z))):.3g}; it overflows float64 for these inputs and weights)")
     return out
 
 
@@ -226,10 +257,8 @@ def sample_network(depth, width, d, sigma_w, sigma_b, rng, n_out=1, parameteriza
     normal draws are the same for both parameterizations (for a given rng
     state), so the two produce identical forward functions.
     """
-    depth = _check_int("depth", depth, 1)
-    width = _check_int("width", width, 1)
-    d = _check_int("d", d, 1)
-    n_out = _check_int("n_out", n_out, 1)
+    depth, width, n_out, d = _check_shape(depth, width, n_out, d)
+    check_mc_memory(0, d, depth, width, n_out)
     sigma_w = _check_sigma("sigma_w", sigma_w)
     sigma_b = _check_sigma("sigma_b", sigma_b)
     parameterization = _check_parameterization(parameterization)
@@ -331,7 +360,25 @@ def _sensitivities(net: Network, pre, dphi: ArrayFn):
         yield l - 1, delta
 
 
+OVERFLOW = ("the empirical kernels overflow float64 (entries beyond 1.8e308): the activation grows too fast "
+            "for these inputs and weights; rescale the inputs or lower sigma_w")
+
+
+def check_kernels_finite(*arrays) -> None:
+    """Refuse kernels that overflowed (inf, or NaN from inf − inf) with one line."""
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ActivationError(OVERFLOW)
+
+
 def _kernels(net: Network, X1: np.ndarray, X2: Optional[np.ndarray], phi, dphi):
+    """The kernels of one network; an overflow anywhere is refused (:data:`OVERFLOW`), never returned."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        nngp, ntk = _kernels_raw(net, X1, X2, phi, dphi)
+    check_kernels_finite(nngp, ntk)
+    return nngp, ntk
+
+
+def _kernels_raw(net: Network, X1: np.ndarray, X2: Optional[np.ndarray], phi, dphi):
     a, c = net.multipliers()
     n_out = net.n_out
     pre1, in1, out1 = _features(net, X1, phi)
@@ -394,21 +441,18 @@ def monte_carlo_kernels(phi, dphi, X1, X2, depth, width, sigma_w, sigma_b, sampl
     ``ntk_sem``, ``ntk_var`` (entrywise; variance unbiased, ``sem =
     sqrt(var / samples)``) and the int ``samples``.
     """
-    depth = _check_int("depth", depth, 1)
-    width = _check_int("width", width, 1)
-    n_out = _check_int("n_out", n_out, 1)
+    depth, width, n_out, _ = _check_shape(depth, width, n_out)
     sigma_w = _check_sigma("sigma_w", sigma_w)
     sigma_b = _check_sigma("sigma_b", sigma_b)
     parameterization = _check_parameterization(parameterization)
-    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 2:
-        raise InputError(f"samples must be an integer >= 2, got {samples!r}")
-    samples = int(samples)
+    samples = _check_samples(samples)
     _check_callable("phi", phi)
     _check_callable("dphi", dphi)
     same = X2 is None or X2 is X1
     X1 = _check_data("X1", X1)
     d = X1.shape[1]
     X2 = None if same else _check_data("X2", X2, d)
+    check_mc_memory(max(X1.shape[0], 0 if same else X2.shape[0]), d, depth, width, n_out)
 
     try:
         root = np.random.default_rng(seed)
@@ -427,15 +471,18 @@ def monte_carlo_kernels(phi, dphi, X1, X2, depth, width, sigma_w, sigma_b, sampl
         net = sample_network(depth, width, d, sigma_w, sigma_b, np.random.default_rng(child),
                              n_out=n_out, parameterization=parameterization)
         g, t = _kernels(net, X1, X2, phi, dphi)
-        dg = g - mean_g
-        mean_g += dg / s
-        m2_g += dg * (g - mean_g)
-        dt = t - mean_t
-        mean_t += dt / s
-        m2_t += dt * (t - mean_t)
+        with np.errstate(over="ignore"):  # a variance beyond float64 is inf (its true value)
+            dg = g - mean_g
+            mean_g += dg / s
+            m2_g += dg * (g - mean_g)
+            dt = t - mean_t
+            mean_t += dt / s
+            m2_t += dt * (t - mean_t)
 
     var_g = m2_g / (samples - 1)
     var_t = m2_t / (samples - 1)
+    if np.isnan(mean_g).any() or np.isnan(mean_t).any() or np.isnan(var_g).any() or np.isnan(var_t).any():
+        raise ActivationError(OVERFLOW)
     return {
         "nngp_mean": mean_g,
         "nngp_sem": np.sqrt(var_g / samples),

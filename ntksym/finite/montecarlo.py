@@ -34,7 +34,6 @@ entries share one law, so the pooled ``R̂`` estimates that law's dispersion
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Optional
 
 import numpy as np
 
-from ntksym.errors import InputError, NtksymError
+from ntksym.errors import ActivationError, InputError, NtksymError
 from ntksym.finite import empirical as emp
 
 __all__ = ["BACKENDS", "MCStats", "monte_carlo", "torch_kernels", "resolve_activation", "Progress",
@@ -95,12 +94,19 @@ class Progress:
 def ratio_estimate(u: np.ndarray, v: np.ndarray):
     """R̂ = mean(u)/mean(v)² and its delta-method standard error from iid pairs (u_s, v_s)."""
     S = len(u)
-    U, V = float(np.mean(u)), float(np.mean(v))
-    if V == 0.0:
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    scale = float(np.max(np.abs(v))) if S else 0.0
+    if not (math.isfinite(scale) and scale > 0) or not np.all(np.isfinite(u)):
         return math.nan, math.nan
-    cov = np.cov(np.vstack([u, v])) if S > 1 else np.zeros((2, 2))
-    g = np.array([1.0 / V ** 2, -2.0 * U / V ** 3])
-    return U / V ** 2, float(math.sqrt(max(g @ cov @ g, 0.0) / S))
+    u, v = u / scale / scale, v / scale  # R is scale-free
+    U, V = float(np.mean(u)), float(np.mean(v))
+    if V == 0.0 or not math.isfinite(U):
+        return math.nan, math.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        cov = np.cov(np.vstack([u, v])) if S > 1 else np.zeros((2, 2))
+        g = np.array([1.0 / V ** 2, -2.0 * U / V ** 3])
+        se = float(np.sqrt(max(g @ cov @ g, 0.0) / S))
+    return U / V ** 2, se
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,22 +172,30 @@ class _Accumulator:
         self.diag_u, self.diag_v, self.off_u, self.off_v = [], [], [], []
 
     def add(self, nngp: np.ndarray, ntk: np.ndarray) -> None:
+        emp.check_kernels_finite(nngp, ntk)
         self.s += 1
-        for mean, m2, x in ((self.mean_t, self.m2_t, ntk), (self.mean_g, self.m2_g, nngp)):
-            dx = x - mean
-            mean += dx / self.s
-            m2 += dx * (x - mean)
-        if self.square:
-            dg = np.diagonal(ntk)
-            self.diag_u.append(float(np.mean(dg ** 2)))
-            self.diag_v.append(float(np.mean(dg)))
-        if self.off.any():
-            od = ntk[self.off]
-            self.off_u.append(float(np.mean(od ** 2)))
-            self.off_v.append(float(np.mean(od)))
+        if self.s == 1:  # R = E[Θ²]/E[Θ]² is scale-free: aggregate Θ/scale so that Θ² stays in range
+            top = float(np.max(np.abs(ntk)))
+            self.scale = top if 0 < top < math.inf else 1.0
+        with np.errstate(over="ignore"):  # a variance beyond float64 is inf (its true value)
+            for mean, m2, x in ((self.mean_t, self.m2_t, ntk), (self.mean_g, self.m2_g, nngp)):
+                dx = x - mean
+                mean += dx / self.s
+                m2 += dx * (x - mean)
+            t = ntk / self.scale
+            if self.square:
+                dg = np.diagonal(t)
+                self.diag_u.append(float(np.mean(dg ** 2)))
+                self.diag_v.append(float(np.mean(dg)))
+            if self.off.any():
+                od = t[self.off]
+                self.off_u.append(float(np.mean(od ** 2)))
+                self.off_v.append(float(np.mean(od)))
 
     def result(self, seed, backend, device, seconds) -> MCStats:
         S = self.s
+        if any(np.isnan(a).any() for a in (self.mean_t, self.m2_t, self.mean_g, self.m2_g)):
+            raise ActivationError(emp.OVERFLOW)  # inf − inf in the running moments
         nan = (math.nan, math.nan)
         rd = ratio_estimate(np.array(self.diag_u), np.array(self.diag_v)) if self.diag_u else nan
         ro = ratio_estimate(np.array(self.off_u), np.array(self.off_v)) if self.off_u else nan
@@ -201,7 +215,44 @@ def resolve_activation(activation, params=None):
     from ntksym.activation import Activation
     from ntksym.derivation import as_activation
     act = activation if isinstance(activation, Activation) else as_activation(activation, params)
-    return act.numpy_fn(), act.numpy_fn(derivative=True), (act.concrete, act.derivative, act.x)
+    deriv = ae_derivative(act)
+    from ntksym.activation import numeric_form, numpy_callable
+    try:
+        dphi = numpy_callable(numeric_form(deriv, act.x), act.x)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise ActivationError(f"cannot evaluate φ' of {act.name!r} numerically for the Monte Carlo "
+                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return act.numpy_fn(), dphi, (act.concrete, deriv, act.x)
+
+
+def ae_derivative(act):
+    """φ' almost everywhere, as a SymPy expression.  Where SymPy leaves a derivative unevaluated (sign,
+    Heaviside or Abs of an argument not known to be real, e.g. sign(sin(1/x))), sign(u) and Heaviside(u)
+    are locally constant off the null set {u = 0} and Abs(u) = u·sign(u), so φ' is the derivative with
+    those frozen; what still cannot be differentiated is refused (:class:`ActivationError`)."""
+    import sympy as sp
+    d = act.derivative
+    if not d.has(sp.Derivative, sp.Subs):
+        return d
+    frozen = {}
+
+    def freeze(e):
+        if isinstance(e, (sp.sign, sp.Heaviside)):
+            k = sp.Dummy("k")
+            frozen[k] = e
+            return k
+        if isinstance(e, sp.Abs):
+            k = sp.Dummy("k")
+            frozen[k] = sp.sign(e.args[0])
+            return freeze(e.args[0]) * k
+        return e.func(*[freeze(a) for a in e.args]) if e.args else e
+
+    d = sp.diff(freeze(act.concrete), act.x).xreplace(frozen)
+    d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+    if d.has(sp.Derivative, sp.Subs):
+        raise ActivationError(f"cannot differentiate φ = {act.concrete} for the Monte Carlo (SymPy leaves "
+                              f"{next(iter(d.atoms(sp.Derivative, sp.Subs)))} unevaluated)")
+    return d
 
 
 def _torch_fn(expr, var, np_fn, torch):
@@ -337,12 +388,6 @@ def _host(torch, np_fn):
 # driver
 # --------------------------------------------------------------------------
 
-def _check_samples(samples) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 2:
-        raise InputError(f"samples must be an integer >= 2, got {samples!r}")
-    return int(samples)
-
-
 def _children(seed, samples):
     try:
         root = np.random.default_rng(seed)
@@ -363,16 +408,15 @@ def monte_carlo(activation, X, depth: int, width: int, sigma_w: float = 1.0, sig
     (``W ~ N(0, σ_w²/fan_in)``, ``b ~ N(0, σ_b²)``; biases are trainable even when σ_b = 0,
     as in Seleznova & Kutyniok's setup).  ``progress``: a bar on stderr.
     """
-    depth = emp._check_int("depth", depth, 1)
-    width = emp._check_int("width", width, 1)
-    n_out = emp._check_int("n_out", n_out, 1)
+    depth, width, n_out, _ = emp._check_shape(depth, width, n_out)
     sigma_w = emp._check_sigma("sigma_w", sigma_w)
     sigma_b = emp._check_sigma("sigma_b", sigma_b)
     parameterization = emp._check_parameterization(parameterization)
-    samples = _check_samples(samples)
+    samples = emp._check_samples(samples)
     if backend not in BACKENDS:
         raise NtksymError(f"backend must be one of {BACKENDS}, got {backend!r}")
     X = emp._check_data("X", X)
+    emp.check_mc_memory(X.shape[0], X.shape[1], depth, width, n_out)
     phi, dphi, exprs = resolve_activation(activation, params)
     children = _children(seed, samples)
     acc = _Accumulator(X.shape[0], X.shape[0], True)
@@ -416,7 +460,7 @@ def _run_torch(acc, bar, children, phi_np, dphi_np, exprs, X, depth, width, sigm
         bs = [torch.randn((fo,), generator=gen, dtype=torch.float64, device=dev) * bscale for fo in sizes[1:]]
         g, k = _torch_kernels(Ws, bs, a, c, Xt, phi, dphi)
         if not (torch.isfinite(g).all() and torch.isfinite(k).all()):
-            raise NtksymError("the activation produced NaN or infinite values")
+            raise ActivationError(emp.OVERFLOW)
         acc.add(g.cpu().numpy(), k.cpu().numpy())
         bar.update()
     return dev

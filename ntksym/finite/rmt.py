@@ -54,6 +54,8 @@ KERNELS = ("ck", "ntk")
 B2_ZERO = 1e-4        # below this b² the b = 0 closed forms are used (Thm 3.7 loses digits as b → 0);
 #                       the laws move by O(b²) in Wasserstein-1 distance (for the NTK mainly r₊ and q_ℓ ≤ b²)
 MAX_RESIDUAL = 1e-8   # limit_spectrum refuses results whose fixed-point residual exceeds this
+MAX_GAMMA = 1e6       # each γ_ℓ = n/d_ℓ in (0, 10⁶]: beyond, the support (~γ) and the atom mass 1 − 1/γ leave
+#                       the solver's working range
 
 
 # ----------------------------------------------------------------------------- activation and constants
@@ -112,6 +114,8 @@ def normalize_activation(spec: Any, params: Mapping[str, Any] | None = None) -> 
     act = as_activation(spec, params)
     check_square_integrable(act)
     herm = hermite(act, 2, digits=20)
+    for label, c in zip(("Eσ", "Eσ′"), herm.coefficients):
+        _check_moment(act, label, c.value, MAX_MEAN)
     mean, mu1 = (float(c.value) for c in herm.coefficients)
     routes = [("Eσ", herm.coefficients[0].route), ("Eσ′ (b·sd)", herm.coefficients[1].route)]
     dual = dual_kernels(act)
@@ -130,6 +134,7 @@ def normalize_activation(spec: Any, params: Mapping[str, Any] | None = None) -> 
             f = sp.lambdify(act.x, expr ** 2, "mpmath")
             value = _gauss_expect(f, act.breakpoints)
             routes.append((label, "numeric: mpmath Gauss–Legendre quadrature (30 digits)"))
+        _check_moment(act, label, value, MAX_SECOND)
         moments.append(value)
     second, dsecond = moments
     var = second - mean ** 2
@@ -138,6 +143,17 @@ def normalize_activation(spec: Any, params: Mapping[str, Any] | None = None) -> 
                               "the normalized activation (σ − Eσ)/sd is undefined")
     return NormalizedActivation(str(act.concrete), mean, second, math.sqrt(var), mu1, dsecond, tuple(routes),
                                 not act.breakpoints, act.numpy_fn(), act.numpy_fn(derivative=True))
+
+
+MAX_MEAN = 1e150     # |Eσ|, |Eσ′| beyond this: their squares (Var σ = Eσ² − (Eσ)², b²) would leave float64
+MAX_SECOND = 1e300   # Eσ², Eσ′² beyond this: the normalizing moments are beyond float64
+
+
+def _check_moment(act, label: str, value, bound: float) -> None:
+    """Refuse an activation whose normalizing moments under N(0, 1) are not representable in float64."""
+    if not mpmath.isfinite(value) or abs(value) > bound:
+        raise ActivationError(f"activation {act.name!r}: {label} under N(0,1) is {mpmath.nstr(value, 3)}, beyond "
+                              f"{bound:g} (its normalizing moments overflow float64); rescale the activation")
 
 
 @dataclass(frozen=True)
@@ -394,8 +410,8 @@ def _check_gammas(gammas) -> tuple[float, ...]:
         raise InputError(f"gammas must be numbers, got {gammas!r}") from None
     if not g:
         raise InputError("give at least one gamma (γ₀ = n/d₀)")
-    if not all(math.isfinite(v) and v > 0 for v in g):
-        raise InputError(f"gammas must be positive and finite, got {list(g)}")
+    if not all(0 < v <= MAX_GAMMA for v in g):  # NaN fails too
+        raise InputError(f"gammas must be positive and at most {MAX_GAMMA:g}, got {list(g)}")
     return g
 
 
@@ -483,6 +499,41 @@ def _support(act, g, kernel, consts, eigs, lo, hi, points=600):
     return a, c
 
 
+def _refined_support(act, g, kernel, consts, eigs, lo, hi, passes=6):
+    """:func:`_support`, repeated on the range found while that range is much narrower than the window;
+    returns the range and the last window.
+
+    The norm bound [lo, hi] of :func:`_auto_range` grows like ((1−b²) + b²·)(1+√γ)² per layer, so for
+    long chains it exceeds the support by orders of magnitude and one coarse pass (600 points, η = its
+    spacing) cannot resolve it: it reported x down to −24 for a CK supported in [0, 6]."""
+    wlo, whi = lo, hi
+    a, c = _support(act, g, kernel, consts, eigs, wlo, whi)
+    for _ in range(passes):
+        a, c = max(a, lo), min(c, hi)  # the law lives in [lo, hi]
+        if not c - a < 0.25 * (whi - wlo):
+            break
+        pad = 0.25 * (c - a) + 1e-12 * max(1.0, abs(hi))
+        wlo, whi = max(lo, a - pad), min(hi, c + pad)
+        a, c = _support(act, g, kernel, consts, eigs, wlo, whi)
+    return a, c, wlo, whi
+
+
+def _check_outside(m, x, eta, lo, hi) -> None:
+    """Refuse a converged fixed point on a wrong branch.  The law is a probability measure on [lo, hi]
+    (:func:`_auto_range`, rigorous norm bounds), so at distance δ > 0 outside it
+    Im m(x + iη) = ∫ η/((t − x)² + η²) dμ(t) ≤ η/(δ² + η²).  Long chains of hidden layers (beyond about
+    five) can make the η-continuation land on another root of Thm 3.7's system, which violates this."""
+    dist = np.maximum(lo - x, x - hi)
+    out = dist > 0
+    bound = eta / (dist ** 2 + eta ** 2)
+    bad = out & (m.imag > 1.01 * bound + 1e-12)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise NtksymError(f"the fixed-point solver converged to an invalid solution (density {m.imag[i] / math.pi:.3g} "
+                          f"at x = {x[i]:.4g}, outside the support bound [{lo:.4g}, {hi:.4g}]); this happens for "
+                          "long chains of hidden layers: use fewer layers")
+
+
 def limit_spectrum(activation: Any, gammas: Sequence[float], kernel: str = "ck", grid: int = 400,
                    eta: float | None = None, xmin: float | None = None, xmax: float | None = None,
                    params: Mapping[str, Any] | None = None, mu0_eigenvalues=None,
@@ -506,8 +557,8 @@ def limit_spectrum(activation: Any, gammas: Sequence[float], kernel: str = "ck",
         raise InputError(f"eta must be positive, got {eta}")
     lo, hi = _auto_range(act, g, kernel, consts, mu0)
     if xmin is None or xmax is None:
-        a, c = _support(act, g, kernel, consts, mu0_eigenvalues, lo, hi)
-        pad = 0.03 * (c - a) + 1e-3 * (hi - lo)
+        a, c, wlo, whi = _refined_support(act, g, kernel, consts, mu0_eigenvalues, lo, hi)
+        pad = 0.03 * (c - a) + 1e-3 * (whi - wlo)
         xmin = a - pad if xmin is None else xmin
         xmax = c + pad if xmax is None else xmax
     if not (math.isfinite(xmin) and math.isfinite(xmax) and xmin < xmax):
@@ -519,6 +570,8 @@ def limit_spectrum(activation: Any, gammas: Sequence[float], kernel: str = "ck",
     if not (res <= MAX_RESIDUAL and np.all(np.isfinite(m))):
         raise NtksymError(f"the fixed-point solver did not converge (residual {res:.1e} > {MAX_RESIDUAL:g}; "
                           f"b = {consts.b:.3g}); try a larger --eta")
+    if mu0_eigenvalues is None or float(np.min(mu0.eigs)) >= 0:
+        _check_outside(m, x, eta, lo, hi)
     atoms = _atoms(kernel, g, consts.b, consts, mu0_eigenvalues)
     density = m.imag / math.pi
     for loc, mass in atoms:
