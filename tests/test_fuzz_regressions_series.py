@@ -127,25 +127,10 @@ def test_spectrum_depth_10000_is_quick():
 
 
 def test_codegen_fold_matches_per_layer_mpmath():
-    from ntksym.codegen.interpolant import _per_layer, _values, mp_recursion
+    from ntksym.codegen.interpolant import _values, mp_recursion, per_layer
     d = api.derive("erf", depth=40, sigma_w=1.5, sigma_b=0.1)
     t = np.cos(np.pi * np.arange(9) / 8)
-    folded = _values(mp_recursion(d), t)
-    import sympy as sp
-    from ntksym.codegen import interpolant
-
-    def compile_layer(layer, prev):   # the per-layer route, independent of the folding check
-        where = {}
-        if prev is not None:
-            where.update({sym: ("prev", k) for k, sym in prev.symbols.items()})
-        where.update({sym: ("this", k) for k, sym in layer.symbols.items()})
-        out = []
-        for key, eq in layer.equations.items():
-            free = sorted(eq.free_symbols, key=str)
-            out.append((key, sp.lambdify(free, eq, modules=interpolant._mp_modules()),
-                        [where.get(sym, ("in", str(sym))) for sym in free]))
-        return out
-    exact = _values(_per_layer(d.recursion.layers, compile_layer), t)
+    folded, exact = _values(mp_recursion(d), t), _values(per_layer(d.recursion.layers), t)
     assert np.max(np.abs(folded - exact) / np.max(np.abs(exact), axis=0)) < 1e-15
 
 

@@ -61,32 +61,32 @@ def _mp_modules():
 MP_DEPTH = 200   # deeper networks get no table (60-digit values cost ~0.3 ms a layer a point): the module runs the recursion
 
 
+def compile_layer(layer, prev) -> list:
+    """One named layer lambdified in mpmath: [(key, fn, [(where, name)])], where ∈ {'in', 'prev', 'this'}
+    and name a key of that layer or an input name (xx, yy, xy, d)."""
+    where = {}
+    if prev is not None:
+        where.update({sym: ("prev", k) for k, sym in prev.symbols.items()})
+    where.update({sym: ("this", k) for k, sym in layer.symbols.items()})
+    out = []
+    for key, eq in layer.equations.items():
+        free = sorted(eq.free_symbols, key=str)
+        out.append((key, sp.lambdify(free, eq, modules=_mp_modules()),
+                    [where.get(sym, ("in", str(sym))) for sym in free]))
+    return out
+
+
 def mp_recursion(d: Derivation):
     """f(xx, yy, xy, dim) -> (Σ⁽ᴸ⁾, Θ⁽ᴸ⁾) in mpmath, walking the named layers of ``d.recursion``.
 
     The hidden layers are one map applied L times (checked on the second and the last layer), so it
     is lambdified once and folded, not printed per layer."""
     layers = d.recursion.layers
-    modules = _mp_modules()
-
-    def compile_layer(layer, prev):
-        """[(key, fn, [(where, name)])]: where ∈ {'in', 'prev', 'this'}; name a key or an input name."""
-        where = {}
-        if prev is not None:
-            where.update({sym: ("prev", k) for k, sym in prev.symbols.items()})
-        where.update({sym: ("this", k) for k, sym in layer.symbols.items()})
-        out = []
-        for key, eq in layer.equations.items():
-            free = sorted(eq.free_symbols, key=str)
-            out.append((key, sp.lambdify(free, eq, modules=modules),
-                        [where.get(sym, ("in", str(sym))) for sym in free]))
-        return out
-
     first = compile_layer(layers[0], None)
     hidden = compile_layer(layers[1], layers[0]) if len(layers) > 1 else []
     for i in {2, len(layers) - 1} - {0, 1}:
         if i < len(layers) and not _same_map(layers[1], layers[0], layers[i], layers[i - 1]):
-            return _per_layer(layers, compile_layer)
+            return per_layer(layers)
 
     def evaluate(xx, yy, xy, dim):
         given = {"xx": xx, "yy": yy, "xy": xy, "d": dim}
@@ -111,7 +111,8 @@ def _same_map(layer, prev, other, other_prev) -> bool:
         other.equations[k].xreplace(ren) == layer.equations[k] for k in layer.equations)
 
 
-def _per_layer(layers, compile_layer):
+def per_layer(layers):
+    """The recursion with every layer compiled on its own (no folding)."""
     compiled = [compile_layer(layer, prev) for layer, prev in zip(layers, [None, *layers[:-1]])]
 
     def evaluate(xx, yy, xy, dim):
