@@ -69,6 +69,8 @@ def _sigma(text: str, name: str):
 
 def _decimal(value, digits: int | None) -> str:
     import mpmath
+    if value == 0:   # exact zeros (e.g. κ_p that vanish by parity) print as 0, not 0.0
+        return "0"
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     with mpmath.workdps((digits or 17) + 5):
@@ -85,6 +87,13 @@ def _accuracy_arg(p):
 def _activation_args(p):
     p.add_argument("activation", help="catalogue name (relu, erf, gelu, ...) or an expression in x")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="activation parameter (repeatable)")
+
+
+def _derivative_arg(p):
+    p.add_argument("--derivative", choices=["ae", "distributional"], default="ae",
+                   help="phi' in Sigma-dot for activations with jumps (sign, step): 'ae' (default) the "
+                        "almost-everywhere derivative, as finite networks and neural-tangents; 'distributional' "
+                        "the smoothed limit (Dirac parts, infinite on the diagonal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-order", type=int, default=256, help="power-series coefficients computed (default 256)")
     p.add_argument("--mc-samples", type=int, default=48, help="networks in the Monte-Carlo check (default 48)")
     _accuracy_arg(p)
+    _derivative_arg(p)
 
     p = sub.add_parser("hermite", help="Hermite coefficients μ_k = E[φ(Z) h_k(Z)]")
     _activation_args(p)
@@ -121,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digits", type=int, default=None, help="mpmath precision (default: float64 FFT route)")
     p.add_argument("--exact", action="store_true", help="exact SymPy coefficients (low orders)")
     p.add_argument("--json", action="store_true")
+    _derivative_arg(p)
 
     p = sub.add_parser("spectrum", help="NTK eigenvalues on the unit sphere S^(d-1), uniform measure")
     _activation_args(p)
@@ -131,12 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=bounded_int(1, 1 << 17), default=None,
                    help="number of series coefficients used (1..131072)")
     p.add_argument("--json", action="store_true")
+    _derivative_arg(p)
 
     p = sub.add_parser("eoc", help="edge of chaos for a given sigma_b, or the phase of (sigma_w, sigma_b)")
     _activation_args(p)
     p.add_argument("--sigma-w", default=None, help="give it to get the phase of (sigma_w, sigma_b)")
     p.add_argument("--sigma-b", default="0")
+    p.add_argument("--q0", default=None, help="first layer's pre-activation variance q1 = sigma_w^2 |x|^2/d + "
+                   "sigma_b^2 whose orbit selects q* (default 1; see ntksym.eoc)")
     p.add_argument("--json", action="store_true")
+    _derivative_arg(p)
 
     p = sub.add_parser("kernel", help="NNGP/NTK Gram matrices on data")
     _activation_args(p)
@@ -146,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npz with arrays nngp and ntk")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     _accuracy_arg(p)
+    _derivative_arg(p)
 
     for name in EXTENSIONS:  # subcommands that live next to their subject (ntksym/commands/<name>.py)
         COMMANDS.update(_extension(name).register(sub))
@@ -196,7 +212,7 @@ def cmd_kernel(args) -> int:
         x2 = _load(args.inputs2) if args.inputs2 else None
         nngp, ntk = api.kernel(args.activation, x1, x2, args.depth, args.sigma_w, args.sigma_b,
                                _params(args.param), args.parameterization, args.width,
-                               allow_inaccurate=args.allow_inaccurate)
+                               allow_inaccurate=args.allow_inaccurate, derivative=args.derivative)
         _write_npz_atomic(out, nngp=nngp.astype(np.float64), ntk=ntk.astype(np.float64))
     return 0
 
@@ -209,7 +225,7 @@ def cmd_derive(args) -> int:
             raise NtksymError("--force, --title and --no-pdf need --out DIR")
         d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
                        args.parameterization, args.width, order=args.order,
-                       allow_inaccurate=args.allow_inaccurate)
+                       allow_inaccurate=args.allow_inaccurate, derivative=args.derivative)
         print(summary_text(d, as_json=args.json))
         return 0
     from .report import ReportOptions, write_outputs
@@ -222,7 +238,7 @@ def cmd_derive(args) -> int:
     with outputs.claim(args.out, "dir", args.force) as claim:   # claimed before the long computation
         d = api.derive(args.activation, args.depth, args.sigma_w, args.sigma_b, _params(args.param),
                        args.parameterization, args.width, order=args.order,
-                       allow_inaccurate=args.allow_inaccurate)
+                       allow_inaccurate=args.allow_inaccurate, derivative=args.derivative)
         out = write_outputs(d, claim, command=_command_line(), title=args.title, options=opts,
                             pdf=not args.no_pdf)
     summary = {"directory": str(out.directory), "files": list(out.files), "pdf": out.pdf,
@@ -249,7 +265,8 @@ def cmd_series(args) -> int:
     if args.exact and args.order > 40:
         raise NtksymError("--exact is for low orders (at most 40); use --digits for high precision")
     s = api.power_series(args.activation, args.depth, _sigma(args.sigma_w, "sigma-w"), _sigma(args.sigma_b, "sigma-b"),
-                         args.order, args.digits, _params(args.param), args.exact, args.preset)
+                         args.order, args.digits, _params(args.param), args.exact, args.preset,
+                         derivative=args.derivative)
     digits = args.digits or (30 if args.exact else None)
     out = {"nngp": [_decimal(c, digits) for c in s.nngp], "ntk": [_decimal(c, digits) for c in s.ntk],
            "route": s.route, "accuracy": s.accuracy, "ntk_at_1": _decimal(s.ntk_at_one, digits),
@@ -273,13 +290,19 @@ def cmd_spectrum(args) -> int:
         raise NtksymError("--digits must be between 1 and 200")
     spec = api.sphere_spectrum(args.activation, args.depth, args.dim, args.kmax, _sigma(args.sigma_w, "sigma-w"),
                                _sigma(args.sigma_b, "sigma-b"), args.digits, _params(args.param), args.order,
-                               args.preset)
+                               args.preset, derivative=args.derivative)
     data = spec.as_json(args.digits)
     if args.json:
         print(json.dumps(data))
     else:
-        for k, (lam, mult) in enumerate(zip(data["eigenvalues"], data["multiplicities"])):
-            print(f"k = {k:<5d} lambda_k = {lam:>40s}   N(d,k) = {mult}")
+        bounds = data.get("error_bound") or [None] * len(data["eigenvalues"])
+        reasons = {u["k"]: u["reason"] for u in data.get("unresolved", [])}
+        for k, (lam, mult, b) in enumerate(zip(data["eigenvalues"], data["multiplicities"], bounds)):
+            # unresolved eigenvalues are marked, never printed as digits (their bound says why)
+            shown = "unresolved" if lam is None else lam
+            tail = f"   error <= {b}" if b is not None else ""
+            print(f"k = {k:<5d} lambda_k = {shown:>40s}   N(d,k) = {mult}{tail}"
+                  + (f"   ({reasons[k]})" if k in reasons else ""))
     return 0
 
 
@@ -287,26 +310,35 @@ def cmd_eoc(args) -> int:
     import mpmath
     from . import eoc
     act = api.as_activation(args.activation, _params(args.param))
-    dual = api.dual_kernels(act)
+    dual = api.dual_kernels(act, derivative=getattr(args, "derivative", "ae"))
     sb = _sigma(args.sigma_b, "sigma-b")
+
+    def num(v, digits=20):   # values come rounded to the digits they have (ntksym.eoc); ∞ as "inf"
+        return None if v is None else ("inf" if v == mpmath.inf else mpmath.nstr(v, digits))
     if args.sigma_w is None:
+        if args.q0 is not None:
+            raise NtksymError("--q0 selects the fixed point of a phase: give --sigma-w as well")
         e = eoc.edge_of_chaos(act, dual, sb)
-        out = {"sigma_w": mpmath.nstr(e.sigma_w, 20), "sigma_b": mpmath.nstr(e.sigma_b, 20),
-               "q_star": None if e.q_star is None else mpmath.nstr(e.q_star, 20),
-               "chi1": mpmath.nstr(e.chi1, 20), "exact": None if e.exact is None else str(e.exact), "route": e.route}
+        out = {"sigma_w": num(e.sigma_w), "sigma_b": num(e.sigma_b), "q_star": num(e.q_star), "chi1": num(e.chi1),
+               "exact": None if e.exact is None else str(e.exact), "route": e.route}
         if e.q_star is None:
             out["note"] = "positively homogeneous activation: every q is a fixed point at the EOC"
+        if e.others:
+            out["others"] = [f"sigma_w = {num(w, 12)} at q = {num(q, 12)} ({kind})" for w, q, kind in e.others]
     else:
-        ph = eoc.phase(act, dual, _sigma(args.sigma_w, "sigma-w"), sb)
-        out = {"sigma_w": mpmath.nstr(ph.sigma_w, 20), "sigma_b": mpmath.nstr(ph.sigma_b, 20),
-               "q_star": mpmath.nstr(ph.q_star, 20), "chi1": mpmath.nstr(ph.chi1, 20), "phase": ph.phase,
-               "xi_q": mpmath.nstr(ph.xi_q, 15), "xi_c": mpmath.nstr(ph.xi_c, 15), "c_star": mpmath.nstr(ph.c_star, 15),
-               "route": ph.route}
+        ph = eoc.phase(act, dual, _sigma(args.sigma_w, "sigma-w"), sb,
+                       q0=None if args.q0 is None else _sigma(args.q0, "q0"))
+        out = {"sigma_w": num(ph.sigma_w), "sigma_b": num(ph.sigma_b), "q_star": num(ph.q_star),
+               "chi1": num(ph.chi1), "phase": ph.phase, "xi_q": num(ph.xi_q, 15), "xi_c": num(ph.xi_c, 15),
+               "c_star": num(ph.c_star, 15), "v_slope": num(ph.v_slope, 15),
+               "fixed_points": [p.describe() for p in ph.fixed_points], "route": ph.route}
+        if ph.note:
+            out["note"] = ph.note
     if args.json:
         print(json.dumps(out))
     else:
         for k, v in out.items():
-            print(f"{k:8s} {v}")
+            print(f"{k:12s} {'; '.join(v) if isinstance(v, list) else v}")
     return 0
 
 

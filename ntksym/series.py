@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 
 from .activation import Activation
-from .errors import NetworkError, NtksymError
+from .errors import AccuracyError, NetworkError, NtksymError
 from .gaussian.dual import C, Q1, Q2, DualKernels
 from .gaussian.hermite import tidy
 
@@ -123,6 +123,46 @@ def _second_moment(act, dual: DualKernels, q):
     return sp.Float(str(v), 30)
 
 
+def _is_zero(v) -> bool:
+    try:
+        return v is not None and sp.sympify(v).is_zero is True     # 0, 0.0, -0.0, sympy zeros
+    except (sp.SympifyError, TypeError):
+        return False
+
+
+def vanishing_parity(act: Activation, net: DotProductNetwork) -> int | None:
+    """p mod 2 of the coefficients κ_p that are exactly 0 by symmetry, or None.
+
+    With γ_b = 0 the first layer S₀ = γ_w² ρ is odd in ρ.  φ odd ⇒ Σ̂(c) odd and Σ̇(c) even in c,
+    so with σ_b = 0 every S_l is odd and T_l = S_l + σ_w² Σ̇(S_{l−1}) T_{l−1} is odd: κ_p = 0 for
+    even p.  φ even ⇒ Σ̂ even and Σ̇ odd in c, so S₁ = σ_w² Σ̂(S₀) + σ_b² and T₁ = S₁ + σ_w² Σ̇(S₀) S₀
+    are even, and every later layer is a function of even ones (σ_b arbitrary): κ_p = 0 for odd p.
+    The zeros are known from the activation's parity (:attr:`Activation.parity`), not from the
+    size of the computed numbers, and are returned as exact zeros by every route.
+    """
+    gw, gb = net.first
+    if not _is_zero(gb):
+        return None
+    parity = act.parity
+    if parity == "odd" and _is_zero(net.sigma_b):
+        return 0
+    if parity == "even":
+        return 1
+    return None
+
+
+def _parity_note(act: Activation, parity: int | None) -> str:
+    if parity is None:
+        return ""
+    which = "even" if parity == 0 else "odd"
+    return f"; κ_p for {which} p are exactly 0 by symmetry (φ {act.parity}" + \
+        (", σ_b = γ_b = 0)" if parity == 0 else ", γ_b = 0)")
+
+
+def _zero_parity(coeffs, parity: int | None, zero):
+    return tuple(zero if parity is not None and p % 2 == parity else c for p, c in enumerate(coeffs))
+
+
 @dataclass(frozen=True)
 class PowerSeries:
     """κ_p of the NNGP and the NTK, p = 0..P−1, with the route and an accuracy note."""
@@ -133,6 +173,7 @@ class PowerSeries:
     ntk_at_one: object = None       # Θ(1) (trace identity: Σ κ_p = Θ(1))
     nngp_at_one: object = None
     variances: tuple = field(default=())
+    abs_error: object = None        # estimated absolute error of each κ_p (float64 route), None if not given
 
     def captured(self, which: str = "ntk") -> list[float]:
         """Cumulative share Σ_{p≤P} κ_p / Θ(1) (Murray et al., Table 1)."""
@@ -148,13 +189,19 @@ class PowerSeries:
 # ------------------------------------------------------------------ layer maps
 
 
+def dirac_refusal(name: str) -> str:
+    """Why an NTK with a distributional (Dirac) Σ̇ has no power series or sphere spectrum."""
+    return (f"activation {name[:80]!r} has jumps and the distributional derivative (smoothed limit) was asked for: "
+            "E[φ'(u)φ'(v)] is a Dirac-type kernel and the NTK is infinite at ρ = ±1, so it has no convergent power "
+            "series on [−1, 1]; the default almost-everywhere derivative (--derivative ae) has one")
+
+
 class LayerMaps:
     """Σ̂(q, q, c) and Σ̇(q, q, c) for one activation, as callables in c (complex ok)."""
 
     def __init__(self, act: Activation, dual: DualKernels, hermite_terms: int = 512):
         if dual.kdot_distributional:
-            raise NtksymError(f"activation {act.name!r} has jumps: E[φ'(u)φ'(v)] is a Dirac-type kernel and "
-                              "the NTK is infinite at ρ = 1, so it has no convergent power series on [−1, 1]")
+            raise NtksymError(dirac_refusal(act.name))
         self.act, self.dual, self.hermite_terms = act, dual, hermite_terms
         self.closed = dual.khat is not None and dual.kdot is not None and not dual.kdot_distributional
         if self.closed:
@@ -191,7 +238,15 @@ class LayerMaps:
         resolved = np.nonzero(alpha > 1e-18 * m2)[0]          # drop terms below round-off (adaptive K)
         keep = int(resolved[-1]) + 2 if len(resolved) else 2
         alpha = alpha[:keep]
-        beta = np.arange(1, len(alpha)) * alpha[1:] / q
+        beta = np.arange(1, len(alpha)) * alpha[1:] / q      # k μ_k²/q: Σ̇ = ∂Σ̂/∂c (Price), distributional
+        if self.dual.jumps and self.dual.derivative == "ae":
+            # φ jumps, so k μ_k(φ_q)²/q would carry the Dirac parts of the jumps (a series diverging at c = q);
+            # the almost-everywhere Σ̇(q, q, c) = Σ_k μ_k(φ'_ae(√q ·))² (c/q)^k (Mehler for φ'_ae itself)
+            dmus, dm2 = hermite_f64(self.act, q, self.hermite_terms, second_moment=True, derivative=True)
+            beta = dmus**2
+            tail = max(tail, dm2 - float(np.sum(beta)), 0.0)
+            dres = np.nonzero(beta > 1e-18 * max(dm2, 1e-300))[0]
+            beta = beta[:int(dres[-1]) + 2] if len(dres) else beta[:1]
 
         def horner(coeffs, t):
             out = np.zeros_like(t, dtype=complex)
@@ -199,6 +254,26 @@ class LayerMaps:
                 out = out * t + a
             return out
         return (lambda c: horner(alpha, c / q)), (lambda c: horner(beta, c / q)), tail
+
+    def wide_maps(self, q: float):
+        """(Σ̂(q,q,·), Σ̇(q,q,·), E[φ(√q Z)²] = Σ̂(q,q,q)) evaluated in extended precision
+        (np.clongdouble), or None where that type has no wider range than float64 or the maps are
+        not closed forms.
+
+        The closed forms have intermediate products such as q₁q₂ − c² that overflow float64 once
+        q > 1.3e154 although the kernel itself (≈ q) is far inside the range (ReLU with σ_w = 10 at
+        depth 100: q ≈ 4e170); x87/quad long double reaches 1e4932, so the same formula evaluated
+        there and rounded back to float64 gives every value that is in the float64 range.
+        """
+        if not self.closed or np.finfo(np.longdouble).maxexp <= 2 * np.finfo(np.float64).maxexp:
+            return None
+        khat, kdot = self._np
+        ql = np.longdouble(q)
+
+        def wide(fn):
+            return lambda c: np.broadcast_to(np.asarray(fn(ql, ql, np.asarray(c, dtype=np.clongdouble)),
+                                                        dtype=np.clongdouble), np.shape(c))
+        return wide(khat), wide(kdot), np.longdouble(np.real(self.diag_np[0](ql)))
 
 
 def _grid(value, c):
@@ -211,11 +286,12 @@ def _leggauss(n: int):
     return np.polynomial.legendre.leggauss(n)
 
 
-def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = False):
+def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = False, derivative: bool = False):
     """μ_k(φ(√q ·)) for k < terms in float64, by Gauss–Legendre quadrature split
     at the breakpoints against the orthonormal Hermite functions
-    ψ_k = h_k e^{−z²/4} (stable three-term recurrence), so no He_k overflow."""
-    fn = act.numpy_fn()
+    ψ_k = h_k e^{−z²/4} (stable three-term recurrence), so no He_k overflow.
+    ``derivative``: the same for φ' almost everywhere (jumps contribute nothing)."""
+    fn = act.numpy_fn(derivative=derivative)
     half = 2 * math.sqrt(terms + 1) + 12
     cuts = sorted({-half, half, *[b / math.sqrt(q) for b in act.breakpoints if abs(b) < half]})
     zs, ws = [], []
@@ -246,8 +322,12 @@ def hermite_f64(act: Activation, q: float, terms: int, second_moment: bool = Fal
 
 
 def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order: int,
-               hermite_terms: int = 512) -> PowerSeries:
-    """κ_p for p < order by Cauchy's formula on |ρ| = r with one FFT (float64)."""
+               hermite_terms: int = 512, max_node_error: float | None = None) -> PowerSeries:
+    """κ_p for p < order by Cauchy's formula on |ρ| = r with one FFT (float64).
+
+    With closed forms the circle values at ρ = ±r are checked against mpmath (:func:`_node_check`);
+    their relative error enters the stated ``abs_error``, and beyond ``max_node_error`` (default
+    FLOAT64_NODE_LIMIT) the route refuses (:class:`Float64Loss`)."""
     if order < 1:
         raise NtksymError("order must be >= 1")
     maps = LayerMaps(act, dual, hermite_terms)
@@ -276,24 +356,81 @@ def series_fft(act: Activation, dual: DualKernels, net: DotProductNetwork, order
         khat, kdot, tail = maps.numpy_maps(q)
         with np.errstate(all="ignore"):   # a true overflow (inf, or inf·0) is refused just below
             sdot = kdot(s)
-            s = sw2 * khat(s) + sb2
-            t = s + sw2 * sdot * t
-            q = maps.variance_next(q, sw2, sb2)
+            s_new = sw2 * khat(s) + sb2
+            t_new = s_new + sw2 * sdot * t
+            q_new = maps.variance_next(q, sw2, sb2)
+            if not (np.all(np.isfinite(s_new)) and np.all(np.isfinite(t_new)) and math.isfinite(q_new)):
+                # intermediate products of the closed form (q₁q₂ − c², ...) may overflow while the
+                # kernel is in range: redo the layer in extended precision, round back (inf = true overflow)
+                wide = maps.wide_maps(q)
+                if wide is not None:
+                    wk, wd, m2 = wide
+                    sl = np.longdouble(sw2) * wk(s) + np.longdouble(sb2)
+                    tl = sl + np.longdouble(sw2) * wd(s) * t
+                    s_new, t_new = sl.astype(complex), tl.astype(complex)
+                    q_new = float(np.longdouble(sw2) * m2 + np.longdouble(sb2))
+            s, t, q = s_new, t_new, q_new
         if not (np.all(np.isfinite(s)) and np.all(np.isfinite(t)) and math.isfinite(q)):
-            raise NtksymError(f"the kernel exceeds the float64 range at layer {len(variances)} "
+            raise NtksymError(f"the kernel exceeds the float64 range (1.8e308) at layer {len(variances)} "
                               f"(E[φ²] = {q:.3g}): no float64 power series")
         variances.append(q)
         tails.append(tail)
     scale = r ** -np.arange(order)
     nngp = np.real(np.fft.fft(s)[:order]) / n * scale
     ntk = np.real(np.fft.fft(t)[:order]) / n * scale
+    parity = vanishing_parity(act, net)
+    nngp, ntk = (np.asarray(_zero_parity(v, parity, 0.0), dtype=float) for v in (nngp, ntk))
     with np.errstate(all="ignore"):
         ntk_one, nngp_one = _values_at_one(maps, net, variances)
     if not math.isfinite(ntk_one):
         raise NtksymError(f"Θ(1) exceeds the float64 range (E[φ²] = {nngp_one:.3g}): no float64 power series")
-    acc = (f"float64 Cauchy/FFT, N = {n}, r = {r:.6g}: absolute error ≈ {20 * 2.2e-16 * abs(ntk_one):.1e} "
-           f"(round-off × r^-P)" + (f"; Hermite truncation mass ≤ {max(tails):.1e} per layer" if tails and max(tails) else ""))
-    return PowerSeries(tuple(nngp), tuple(ntk), f"fft ({maps.route()})", acc, ntk_one, nngp_one, tuple(variances))
+    # the circle values at ρ = ±r against the same recursion in mpmath: closed forms can lose digits in
+    # float64 by cancellation (GELU's at large q), which the round-off estimate alone would not show
+    rel = _node_check(maps, net, r, s, t, n, ntk_one, nngp_one, variances)
+    if rel is not None and rel > (FLOAT64_NODE_LIMIT if max_node_error is None else max_node_error):
+        raise Float64Loss("the float64 evaluation of the closed-form kernel loses accuracy at this depth and σ " +
+                          (f"(relative error {rel:.1e} at ρ = ±{r:.4g} against mpmath)" if math.isfinite(rel) else
+                           "(Θ(1) < 0, or its check against mpmath failed)") + ": use the mpmath route (--digits)")
+    node = max(2.2e-16, rel or 0.0)
+    abs_error = 20 * node * abs(ntk_one)
+    acc = (f"float64 Cauchy/FFT, N = {n}, r = {r:.6g}: absolute error ≈ {abs_error:.1e} "
+           f"(round-off × r^-P" + (f"; circle values checked against mpmath at ρ = ±r: relative error ≤ "
+                                    f"1e{math.ceil(math.log10(max(rel, 1e-300)))})" if rel is not None else ")")
+           + (f"; Hermite truncation mass ≤ {max(tails):.1e} per layer" if tails and max(tails) else "")
+           + _parity_note(act, parity))
+    return PowerSeries(tuple(nngp), tuple(ntk), f"fft ({maps.route()})", acc, ntk_one, nngp_one, tuple(variances),
+                       abs_error=abs_error)
+
+
+class Float64Loss(AccuracyError):
+    """The float64 route's circle values disagree with mpmath beyond FLOAT64_NODE_LIMIT."""
+
+
+FLOAT64_NODE_LIMIT = 1e-8    # relative error of the float64 circle values beyond which the route refuses
+NODE_CHECK_WORK = 4000       # most layers for the mpmath check of the circle values (≈ 0.5 s)
+
+
+def _node_check(maps: LayerMaps, net: DotProductNetwork, r: float, s, t, n: int, ntk_one, nngp_one, variances=()):
+    """max relative error (to Θ(1), Σ(1)) of the float64 S_L, T_L at ρ = r (node 0) and ρ = −r (node n/2),
+    against :func:`kernel_on_interval` at 30 digits plus the decades of the largest variance (closed forms
+    that cancel lose about that many); None where not checked (no closed forms, deep nets, zero kernel);
+    inf where the float64 values are impossible (Θ(1) = Σ_p κ_p < 0) or the check cannot be evaluated."""
+    if not maps.closed or net.depth > NODE_CHECK_WORK or not (ntk_one and nngp_one):
+        return None
+    if not (ntk_one > 0 and nngp_one > 0):
+        return math.inf
+    nodes = [0] + ([n // 2] if n % 2 == 0 else [])
+    big = max([abs(v) for v in variances if math.isfinite(v)] + [1.0])
+    try:
+        with mpmath.workdps(30 + min(int(math.log10(big)), 400)):
+            rhos = [mpmath.mpf(r) * (1 if j == 0 else -1) for j in nodes]
+            ref_s, ref_t = kernel_on_interval(maps, net, rhos, "both")
+            errs = [max(float(abs(mpmath.mpf(float(np.real(t[j]))) - rt) / abs(mpmath.mpf(ntk_one))),
+                        float(abs(mpmath.mpf(float(np.real(s[j]))) - rs) / abs(mpmath.mpf(nngp_one))))
+                    for j, rs, rt in zip(nodes, ref_s, ref_t)]
+    except (ArithmeticError, ValueError, TypeError):
+        return math.inf
+    return max(errs)
 
 
 Q_FLOOR = 1e-280   # below it a variance is raised to it (with S scaled alike): no 0/0 or subnormal c/q
@@ -316,6 +453,8 @@ def _values_at_one(maps: LayerMaps, net: DotProductNetwork, variances):
         q = max(q, Q_FLOOR)
         if maps.closed:
             kdot_diag = float(maps.diag_np[1](q))
+            if not math.isfinite(kdot_diag) and maps.wide_maps(q) is not None:   # see LayerMaps.wide_maps
+                kdot_diag = float(np.real(maps.diag_np[1](np.longdouble(q))))
         else:
             _, kdot, _ = maps.numpy_maps(q)
             kdot_diag = float(np.real(kdot(np.array([q], dtype=complex))[0]))
@@ -345,10 +484,12 @@ def series_mpmath(act: Activation, dual: DualKernels, net: DotProductNetwork, or
                 acc = mpmath.fsum(v * roots[j * p % n] for j, v in enumerate(vals))
                 coeffs.append(+mpmath.re(acc / n / r**p))
             out.append(tuple(coeffs))
+    parity = vanishing_parity(act, net)
     with mpmath.workdps(digits):
+        out = [_zero_parity(v, parity, mpmath.mpf(0)) for v in out]
         return PowerSeries(tuple(+c for c in out[0]), tuple(+c for c in out[1]), "mpmath (closed-form dual kernels)",
                            f"Cauchy formula at r = 1/2 with {n} points, {digits + extra} working digits: "
-                           f"aliasing < 2^-{n - order}·Θ(1/2)", +theta1, +q)
+                           f"aliasing < 2^-{n - order}·Θ(1/2)" + _parity_note(act, parity), +theta1, +q)
 
 
 def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps: int):
@@ -373,6 +514,48 @@ def _recursion_on_circle(maps: LayerMaps, net: DotProductNetwork, r, n: int, dps
         theta1 = qn + sw2 * maps.diag_mp[1](q) * theta1
         q = qn
     return s, t, theta1, q
+
+
+def kernel_on_interval(maps: LayerMaps, net: DotProductNetwork, rhos, which: str = "ntk"):
+    """Θ(ρ) (``which="ntk"``) or Σ(ρ) (``"nngp"``) at real ρ ∈ [−1, 1], in mpmath at the current
+    precision, by the layer recursion of the module docstring with the closed-form maps.
+
+    The correlation argument of each layer is clipped to [−q, q] (|S(ρ)| ≤ S(1) = q exactly;
+    rounding next to ρ = ±1 must not push asin/√ past their branch points).  Used by the
+    Funk–Hecke route of the sphere spectrum.
+
+    The recursion runs at twice the current precision (+10): closed forms such as √(q² − c²) lose
+    half their digits where c → q (next to ρ = 1, and everywhere in deep ordered-phase networks,
+    whose correlations all approach 1), so the values keep the current precision."""
+    if not maps.closed:
+        raise NtksymError("the kernel at arbitrary precision needs closed-form dual kernels")
+    outer = mpmath.mp.dps
+    with mpmath.workdps(2 * outer + 10):
+        s, t = _kernel_on_interval(maps, net, rhos)
+    with mpmath.workdps(outer):
+        s, t = [+v for v in s], [+v for v in t]
+    return (s, t) if which == "both" else t if which == "ntk" else s
+
+
+def _kernel_on_interval(maps: LayerMaps, net: DotProductNetwork, rhos):
+    dps = mpmath.mp.dps
+    pair = maps.mp_pair
+    gw, gb = (mpmath.mpf(sp.N(v, dps + 5)) for v in net.first)
+    sw2 = mpmath.mpf(sp.N(net.sigma_w, dps + 5)) ** 2
+    sb2 = mpmath.mpf(sp.N(net.sigma_b, dps + 5)) ** 2
+    s = [gw**2 * mpmath.mpf(r) + gb**2 for r in rhos]
+    t = list(s)
+    q = gw**2 + gb**2
+    floor = mpmath.mpf(2) ** (-4 * mpmath.mp.prec)
+    for _ in range(net.depth):
+        if q < floor:
+            s = [v * (floor / q) for v in s] if q > 0 else [v * 0 for v in s]
+            q = floor
+        both = [pair(q, q, min(max(v, -q), q)) for v in s]
+        s = [sw2 * mpmath.re(kh) + sb2 for kh, _ in both]
+        t = [a + sw2 * mpmath.re(kd) * c for a, (_, kd), c in zip(s, both, t)]
+        q = sw2 * mpmath.re(maps.diag_mp[0](q)) + sb2
+    return s, t
 
 
 # ------------------------------------------------------------------ exact route
@@ -455,6 +638,8 @@ def series_direct(act: Activation, dual: DualKernels, net: DotProductNetwork, or
     for _ in range(net.depth):
         mus = hermite_f64(act, q, order + 1)
         alpha, beta = mus[:order] ** 2, np.arange(1, order + 1) * mus[1:] ** 2 / q
+        if dual.jumps and dual.derivative == "ae":   # Σ̇ from φ' almost everywhere (see LayerMaps.numpy_maps)
+            beta = hermite_f64(act, q, order, derivative=True) ** 2
         arg = s / q
         a_val, b_val = np.zeros(order), np.zeros(order)
         for k in range(order - 1, -1, -1):
@@ -506,7 +691,7 @@ def fit_decay(coeffs, start: int | None = None) -> Decay:
                       f"[{int(pp[0])}, {int(pp[-1])}]")
 
 
-def predicted_ntk_decay(act: Activation) -> tuple[float | None, float | None, str]:
+def predicted_ntk_decay(act: Activation, derivative: str = "ae") -> tuple[float | None, float | None, str]:
     """(NNGP exponent, NTK exponent, reason) for activations with a kink or jump at 0.
 
     If φ⁽ᵐ⁾ has a jump at 0 (m = 0 jump, m = 1 kink, ...), integration by parts
@@ -516,6 +701,11 @@ def predicted_ntk_decay(act: Activation) -> tuple[float | None, float | None, st
     ~ p^{−m−1/2} (Murray et al. Lemma 3.2 for ReLU, m = 1: p^{−3/2}).  Depth keeps
     the exponent (the leading singularity at ρ = 1 propagates through smooth
     outer maps); smooth activations decay geometrically or faster.
+
+    A jump (m = 0) with the almost-everywhere derivative (``derivative="ae"``, the default) gives Σ̇
+    no Dirac part: Σ̇ is the dual kernel of φ'_ae, singular at most like (1 − ρ)^{1/2}, so the NTK
+    decays like the NNGP, p^{−3/2} (sign, step: NTK = NNGP).  With "distributional" it has no
+    power series at all (Σ̇ is infinite at ρ = 1).
     """
     from .gaussian.pieces import NotPiecewiseSmooth, split
     try:
@@ -529,6 +719,9 @@ def predicted_ntk_decay(act: Activation) -> tuple[float | None, float | None, st
     left, right = pieces[0].expr, pieces[1].expr
     for m in range(6):
         jump = sp.simplify(sp.diff(right, act.x, m).subs(act.x, 0) - sp.diff(left, act.x, m).subs(act.x, 0))
+        if jump != 0 and m == 0 and derivative == "ae":
+            return 1.5, 1.5, ("φ jumps at 0: Σ̂ ~ (1−ρ)^0.5 at ρ = 1; Σ̇ (almost-everywhere derivative) has no "
+                              "Dirac part, so the NTK decays like the NNGP")
         if jump != 0:
             return m + 1.5, m + 0.5, f"φ^({m}) jumps at 0: Σ̂ ~ (1−ρ)^{m + 0.5} at ρ = 1"
     return None, None, "no jump found in the first derivatives"
@@ -576,9 +769,11 @@ def series_mpmath_fft(act: Activation, dual: DualKernels, net: DotProductNetwork
                 coeffs.append(mpmath.re(spectrum[p]) / n * scale)
                 scale /= r
             out.append(coeffs)
+    parity = vanishing_parity(act, net)
     with mpmath.workdps(digits):
+        out = [_zero_parity(v, parity, mpmath.mpf(0)) for v in out]
         return PowerSeries(tuple(+c for c in out[0]), tuple(+c for c in out[1]),
                            "mpmath FFT (closed-form dual kernels)",
                            f"Cauchy formula at r = 1 − {MP_FFT_SHIFT}/P with {n} points, "
-                           f"{digits + MP_FFT_GUARD} working digits: aliasing ≤ e^-{2 * MP_FFT_SHIFT}·Θ(1)",
-                           +theta1, +q)
+                           f"{digits + MP_FFT_GUARD} working digits: aliasing ≤ e^-{2 * MP_FFT_SHIFT}·Θ(1)"
+                           + _parity_note(act, parity), +theta1, +q)

@@ -8,6 +8,13 @@ import sympy as sp
 from .templating import render
 
 
+def _json_int(v):
+    """A SymPy Integer (``closed_form_in_k``'s start index) as a JSON int; other values as text."""
+    if v is None or isinstance(v, int):
+        return v
+    return int(v) if getattr(v, "is_Integer", False) else sp.sstr(v)
+
+
 def summary_dict(d) -> dict:
     net = d.network
     return {
@@ -18,11 +25,11 @@ def summary_dict(d) -> dict:
         "hermite": [{"k": c.k, "exact": None if c.exact is None else sp.sstr(c.exact),
                      "value": c.value_str(d.hermite.digits), "route": c.route} for c in d.hermite.coefficients],
         "hermite_closed_form_in_k": None if d.hermite.closed_form is None else
-        {"formula": sp.sstr(d.hermite.closed_form), "valid_from_k": d.hermite.closed_form_from},
+        {"formula": sp.sstr(d.hermite.closed_form), "valid_from_k": _json_int(d.hermite.closed_form_from)},
         "dual_kernels": {"khat": None if d.dual.khat is None else sp.sstr(d.dual.khat),
                          "kdot": None if d.dual.kdot is None else sp.sstr(d.dual.kdot),
                          "route_hat": d.dual.route_hat, "route_dot": d.dual.route_dot,
-                         "kdot_distributional": d.dual.kdot_distributional},
+                         "kdot_distributional": d.dual.kdot_distributional, "derivative": d.dual.derivative},
         "numeric_kernel_route": d.kernel_route,
         "recursion": [{"layer": layer.index,
                        "equations": {sp.sstr(layer.symbols[k]): sp.sstr(v) for k, v in layer.equations.items()}}

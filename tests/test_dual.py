@@ -47,6 +47,11 @@ def duals():
     return {name: ntksym.dual_kernels(name) for name in CLOSED + JUMPS + ["tanh"]}
 
 
+@pytest.fixture(scope="module")
+def distributional():
+    return {name: ntksym.dual_kernels(name, derivative="distributional") for name in JUMPS}
+
+
 @pytest.mark.parametrize("name", CLOSED)
 def test_closed_forms_exist(duals, name):
     d = duals[name]
@@ -73,9 +78,11 @@ def test_kdot_against_quadrature(duals, name, point):
 
 
 @pytest.mark.parametrize("name", JUMPS)
-def test_distributional_kdot_is_price_derivative(duals, name):
-    """For jumps Σ̇ = E[δδ] is distributional; check it is ∂Σ̂/∂c (Price's theorem)."""
-    d = duals[name]
+def test_distributional_kdot_is_price_derivative(distributional, duals, name):
+    """With derivative="distributional" (no longer the default, issue 12) Σ̇ = E[δδ] for jumps; check it is
+    ∂Σ̂/∂c (Price's theorem).  The default (almost-everywhere) Σ̇ of sign and step is 0."""
+    assert duals[name].kdot == 0 and not duals[name].kdot_distributional
+    d = distributional[name]
     assert d.kdot_distributional
     for q1, q2, c in POINTS:
         deriv = sp.diff(d.khat, C)

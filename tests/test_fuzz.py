@@ -26,6 +26,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import select
 import signal
 import stat
@@ -285,6 +286,14 @@ def judge_cli(run: Run, expect: str, box: Sandbox | None = None) -> list[str]:
     return out
 
 
+def _warning_lines(stderr: str) -> list[str]:
+    """stderr lines, not counting the indented source line Python's warnings module echoes after
+    ``file:line: SomeWarning: message`` (an API warning is one message, e.g. KernelOverflowWarning)."""
+    lines = stderr.strip("\n").splitlines() if stderr.strip() else []
+    return [ln for i, ln in enumerate(lines)
+            if not (i and re.search(r"\w+Warning: ", lines[i - 1]) and ln.startswith((" ", "\t")))]
+
+
 def judge_api(run: Run, expect: str, box: Sandbox | None = None) -> list[str]:
     out = []
     if run.kind not in ("return", "ntksym"):
@@ -296,8 +305,9 @@ def judge_api(run: Run, expect: str, box: Sandbox | None = None) -> list[str]:
                                                            if run.error else ""))
     if run.stdout.strip():
         out.append(f"printed on stdout: {run.stdout.strip()[:100]!r}")
-    if len(run.stderr.strip().splitlines()) > 1:
-        out.append(f"{len(run.stderr.strip().splitlines())} lines on stderr")
+    lines = _warning_lines(run.stderr)
+    if len(lines) > 1:
+        out.append(f"{len(lines)} lines on stderr")
     if "Traceback" in run.stdout + run.stderr:
         out.append("a Traceback was printed")
     if box is not None:

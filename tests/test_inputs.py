@@ -300,7 +300,7 @@ def test_depth_10000_cli_kernel(tmp_path, capsys):
         np.testing.assert_allclose(np.diag(k["ntk"]), 10_001 * q, rtol=1e-9)
 
 
-@pytest.mark.slow
+@pytest.mark.trust   # with the long CI step (python -m pytest -m "fuzz or trust")
 def test_depth_10000_derive():
     d = ntksym.derive("relu", depth=10_000)
     assert len(d.recursion.layers) == 10_001 and d.recursion.ntk == sp.Symbol("Theta^(10000)_xy", real=True)

@@ -252,7 +252,7 @@ def test_hostile_activation_text_is_refused_and_never_runs(valid, tmp_path, monk
 # ----------------------------------------------------------------- every key, every wrong type
 
 # keys the writer may leave out (record.record), and values it may write as null (record.py, summary.py)
-OPTIONAL = {"kernel_module", "eoc.cosine_map"}
+OPTIONAL = {"kernel_module", "eoc.cosine_map", "dual_kernels.derivative"}
 NULLABLE = {"network.width", "hermite[].exact", "hermite_closed_form_in_k", "dual_kernels.khat",
             "dual_kernels.kdot", "eoc.edge", "eoc.edge_note", "decay.reason", "decay.predicted.*",
             "decay.fits.*.power_exponent", "decay.fits.*.geometric_rate", "decay.fits.*.note",

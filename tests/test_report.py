@@ -79,9 +79,9 @@ def test_full_report_sections_and_checks(full_reports):
     assert relu.eoc.value["edge"].exact == sp.sqrt(2)     # EOC of ReLU at σ_b = 0 (shown because σ_b > 0 has none)
     assert "shown for" in relu.eoc.value["edge_note"]
     assert relu.eoc.value["cosine"] is not None
-    sign = full_reports["sign"]                           # distributional Σ̇: series/spectrum refused with a reason
-    assert sign.series.value is None and "infinite" in sign.series.skipped
-    assert sign.spectrum.value is None
+    sign = full_reports["sign"]   # a.e. Σ̇ = 0 (issue 12): NTK = NNGP, finite, so series and spectrum exist
+    assert sign.series.value is not None and sign.spectrum.value is not None
+    assert [float(v) for v in sign.series.value.ntk] == [float(v) for v in sign.series.value.nngp]
 
 
 def test_verification_table_detects_a_wrong_closed_form(full_reports):

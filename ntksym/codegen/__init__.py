@@ -14,12 +14,15 @@ standard library's importlib): no ntksym, no SymPy.  Routes:
   printed with an atan2 angle, clipped |c| ≤ √(q₁q₂), snapped radicands and
   shared common subexpressions; for unit-norm data a depth-independent panel
   table in θ = arccos ρ (:mod:`ntksym.codegen.interpolant`) when it converges;
-* no closed form and no kinks (tanh, sigmoid, softplus, SiLU, mish, ...): a
-  polar product rule (64-point trapezoid in the angle × 64-point Gauss–Legendre
-  in the radius) written in array code, with its estimated error stated in the
-  module docstring (smooth φ: geometric convergence; ~1e-9 for tanh);
-* no closed form *and* kinks (ELU, SELU): refused with an NtksymError, because
-  an unsplit product rule converges only algebraically across a kink.
+  all in scaled form (no intermediate overflow: :func:`ntksym.codegen.build.scaled_form`);
+  c is snapped to ±√q₁√q₂ within 16 ulps, so repeated and antipodal rows stay exactly tied
+  at any depth (also in the chaotic phase);
+* no closed form (tanh, sigmoid, softplus, SiLU, mish, ELU, SELU, ...): a polar product
+  rule split on the rays u = 0, v = 0 (kinks at 0 never inside a panel) and graded toward
+  them and toward r = 0 down to the scale 1/√q of the largest variance the network reaches
+  for |x|²/d ∈ [1e-2, 1e2] (:func:`ntksym.codegen.build.numeric_rule`); the module states
+  "est. error ≤ X for q in [0, q_max]" and raises ValueError for larger variances;
+* no closed form and a kink away from 0: refused with an NtksymError (no ray to split on).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import os
 import pathlib
 import stat
 import sys
+import textwrap
 import time
 import tokenize
 import types
@@ -37,24 +41,23 @@ import types
 from ..derivation import Derivation
 from ..errors import NtksymError
 from ..templating import render
-from .build import N_ANGLE, N_RADIUS, R_MAX, build_parts
+from .build import build_parts
 
 __all__ = ["module_source", "write_module", "load_module"]
 
 TILE_RECURSION = 256
-TILE_QUADRATURE = 8
+TILE_QUADRATURE = 4
 
 
 def _floats(values) -> str:
     return ", ".join(repr(float(v)) for v in values)
 
 
-def _quadrature_strings(quad):
-    if quad is None:
+def _quadrature_strings(rule):
+    if rule is None:
         return {}
-    ct, st, r, w = quad
-    rows = ",\n    ".join(f"({_floats(row)})" for row in w)
-    return {"cos_t": _floats(ct), "sin_t": _floats(st), "radii": _floats(r), "weights": f"\n    {rows},\n"}
+    return {"angle": _floats(rule.angle), "angle_w": _floats(rule.angle_w), "radius": _floats(rule.radius),
+            "radius_w": _floats(rule.radius_w)}
 
 
 def module_source(d: Derivation, command: str | None = None) -> str:
@@ -87,13 +90,20 @@ def _context(d: Derivation, command: str | None) -> dict:
     return dict(version=str(__version__), command=str(command), activation=str(act), depth=int(net.depth),
                 sigma_w=float(net.sigma_w), sigma_b=float(net.sigma_b),
                 parameterization=str(net.parameterization), width=None if net.width is None else int(net.width),
-                route=str(parts.route), accuracy=str(parts.accuracy), dual_code=parts.dual_code,
-                diag_code=parts.diag_code, variance_code=parts.variance_code, input_code=parts.input_code,
+                route=str(parts.route), accuracy=str(parts.accuracy),
+                dual_code=textwrap.indent(parts.dual_code, "    "),   # inside the errstate block
+                diag_code=textwrap.indent(parts.diag_code, "    "),
+                # the variance map: the pair form at c = q (as the API), unless the diagonal form is
+                # homogeneous (exact, e.g. ReLU's q/2)
+                diag_numeric=not parts.diag_homogeneous or parts.diag_code.lstrip().startswith("khat_q, _ = dual"),
+                variance_code=parts.variance_code, input_code=parts.input_code,
                 hidden_code=parts.hidden_code, phi_code=parts.phi_code, dphi_code=parts.dphi_code,
                 table=parts.table,
                 table_rows=[_floats(r) for r in parts.table.coefficients] if parts.table else [],
                 quadrature=parts.quadrature is not None,
-                quad=_quadrature_strings(parts.quadrature), n_angle=N_ANGLE, n_radius=N_RADIUS, r_max=R_MAX,
+                quad=_quadrature_strings(parts.quadrature),
+                q_max=parts.quadrature.q_max if parts.quadrature else None,
+                homogeneous=parts.homogeneous, diag_homogeneous=parts.diag_homogeneous,
                 tile=TILE_QUADRATURE if parts.quadrature else TILE_RECURSION)
 
 

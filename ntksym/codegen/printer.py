@@ -25,7 +25,10 @@ ARRAY_FUNCTIONS = {
     "sqrt": "sqrt", "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan",
     "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "asin": "asin", "acos": "acos", "atan": "atan",
     "atan2": "atan2", "asinh": "asinh", "Abs": "abs", "sign": "sign", "erf": "erf", "erfc": "erfc",
+    "expm1": "expm1", "log1p": "log1p", "Erfc": "erfc",
 }
+# functions of :mod:`ntksym.stable` printed as overflow-free array expressions (ArrayCodePrinter)
+STABLE_FUNCTIONS = ("softplus", "sigmoid")
 
 
 class ArrayCodePrinter(PythonCodePrinter):
@@ -100,9 +103,28 @@ class ArrayCodePrinter(PythonCodePrinter):
             out = f"xp.pick({out} {op} {a}, {out}, {a})"
         return out
 
-    def _print_Heaviside(self, expr):
+    def _print_softplus(self, expr):
+        """log(1 + e^a) = max(a, 0) + log1p(e^{-|a|}): no overflow (ntksym.stable)."""
         a = self._print(expr.args[0])
-        return f"xp.pick({a} > 0, 1.0, 0.0)"
+        return f"(xp.pick({a} > 0.0, {a}, 0.0) + xp.log1p(xp.exp(-xp.abs({a}))))"
+
+    def _print_sigmoid(self, expr):
+        """1/(1 + e^{-a}) = e^{min(a, 0)}/(1 + e^{-|a|}): no overflow, full relative accuracy."""
+        a = self._print(expr.args[0])
+        return f"(xp.exp(xp.pick({a} < 0.0, {a}, 0.0))/(1.0 + xp.exp(-xp.abs({a}))))"
+
+    def _print_Heaviside(self, expr):
+        """H(a) with SymPy's value at 0 (1/2 unless given), as the NumPy route (numpy.heaviside):
+        the ELU derivative e^{min(x,0)}·H(−x) + H(x) is 1 at x = 0 on both routes."""
+        a = self._print(expr.args[0])
+        h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        if h0 == 0:
+            return f"xp.pick({a} > 0, 1.0, 0.0)"
+        if h0 == 1:
+            return f"xp.pick({a} >= 0, 1.0, 0.0)"
+        if h0 == sp.S.Half:  # in the dtype and on the device of a (pick of two numbers is not, in torch)
+            return f"(0.5*xp.sign({a}) + 0.5)"
+        return f"xp.pick({a} > 0, 1.0, xp.pick({a} < 0, 0.0, {self._print(h0)}))"
 
     def _print_Piecewise(self, expr):
         out = None
@@ -129,6 +151,14 @@ def _print_on_namespace(self, expr):
 
 for _name in ARRAY_FUNCTIONS:
     setattr(ArrayCodePrinter, f"_print_{_name}", _print_on_namespace)
+
+
+def print_activation(expr: sp.Expr, var: sp.Symbol, name: str = "x") -> str:
+    """φ or φ' (an expression in ``var``) as array code in the variable ``name``, in the stable
+    form of :mod:`ntksym.stable` (softplus, sigmoid, expm1, erfc, clamped exp branches, Horner
+    polynomials): no intermediate overflow where the value is finite."""
+    from ..stable import stable_form
+    return ArrayCodePrinter({var: name}).doprint(stable_form(expr, var, horner=True))
 
 
 def print_assignments(pairs, printer: ArrayCodePrinter, indent: str = "    ") -> str:

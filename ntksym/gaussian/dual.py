@@ -16,17 +16,32 @@ Rules, tried in order (each result records its route):
 3. otherwise no closed form: numeric evaluation by 2-D Gauss–Hermite
    quadrature (:func:`gauss_hermite_dual`), labelled as such, and, at unit
    variances, the Hermite series Σ μ_k² ρ^k with a rigorous tail bound.
+
+The derivative in Σ̇ (``derivative``): for φ with jumps (sign, step, x + sign(x), ...)
+the two readings differ.
+
+* ``"ae"`` (default): φ' is the almost-everywhere derivative, the jumps contribute
+  nothing — what the gradient of a finite network computes (∂ sign(x)/∂x = 0 for
+  x ≠ 0) and what neural-tangents' ``stax.Sign`` uses (it sets the layer's NTK
+  contribution to zero).  Σ̇ is then the dual kernel of the function φ'_ae itself
+  (sign, step: Σ̇ = 0, so the NTK is the sum of the layers' NNGP terms).
+* ``"distributional"``: φ' includes J·δ at each jump (the limit of smoothed
+  activations), so Σ̇ = E[φ'φ'] has the Dirac part J²/(2π√(q₁q₂ − c²)), infinite
+  at c = ±√(q₁q₂); available only where Price's rule gives it in closed form.
+
+For continuous φ the two coincide and nothing changes.  :attr:`DualKernels.kdot`
+is always Σ̇ in the chosen convention, so consumers need not know which it is.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sympy as sp
 
 from ..bounded import time_limit
-from ..errors import ActivationError, DerivationTimeout
+from ..errors import ActivationError, DerivationTimeout, NtksymError
 from .cform import CForm
 from .expclass import as_exp_poly
 from .hermite import NoClosedForm, exact_coefficients, tidy
@@ -38,6 +53,10 @@ Q1, Q2 = sp.symbols("q1 q2", positive=True)
 C = sp.Symbol("c", real=True)
 MAX_PRICE_ORDER = 4
 SECONDS = 20.0
+DERIVATIVES = ("ae", "distributional")   # conventions for φ' in Σ̇ (see the module docstring)
+DERIVATIVE_LABELS = {"ae": "almost-everywhere derivative, in which the jumps of φ contribute nothing",
+                     "distributional": "distributional derivative (smoothed limit), in which the jumps of φ contribute "
+                                       "Dirac parts"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,9 @@ class DualKernels:
     kdot: sp.Expr | None
     route_hat: str
     route_dot: str
-    kdot_distributional: bool = False
+    kdot_distributional: bool = False   # Σ̇ has a Dirac part: infinite at c = ±√(q₁q₂)
+    derivative: str = "ae"              # the convention of φ' in Σ̇: "ae" or "distributional" (DERIVATIVES)
+    jumps: tuple = ()                   # points where φ jumps (the conventions differ iff non-empty)
 
     def diagonal(self, which: str = "khat") -> sp.Expr | None:
         """The kernel at u = v (q1 = q2 = c = q), simplified."""
@@ -66,12 +87,18 @@ class DualKernels:
 
 
 @functools.lru_cache(maxsize=128)
-def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKernels:
+def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS, derivative: str = "ae") -> DualKernels:
     """Derive Σ̂ and Σ̇ for φ = ``expr`` (parameters already substituted).
 
+    ``derivative`` is the convention of φ' in Σ̇ = E[φ'(u)φ'(v)] (module docstring): ``"ae"``
+    (default) or ``"distributional"``; they differ only for φ with jumps.
     Results are cached per expression: the derivation is pure, and the series,
     spectrum and kernel routes all start from it.  φ' must be square-integrable
-    (else Σ̇ and the NTK are infinite): ActivationError otherwise."""
+    (else Σ̇ and the NTK are infinite): ActivationError otherwise.  The distributional Σ̇ of
+    φ with jumps exists here only in closed form (a Dirac part has no quadrature):
+    ActivationError where none is found."""
+    if derivative not in DERIVATIVES:
+        raise NtksymError(f"derivative must be one of {', '.join(DERIVATIVES)}, got {derivative!r}")
     try:
         analyse(ae_derivative(expr, x), x)
     except Refused as exc:
@@ -81,10 +108,89 @@ def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS) -> DualKe
                               f"{exc}") from None
     try:
         with time_limit(seconds, "dual-kernel derivation"):
-            return _derive(expr, x)
+            jumps = jump_points(expr, x)
+            dual = _derive(expr, x)
+            if jumps:
+                dual = _with_convention(dual, expr, x, jumps, derivative)
     except DerivationTimeout as exc:
         why = f"numeric: 2-D Gauss–Hermite quadrature (symbolic step timed out: {exc})"
-        return DualKernels(None, None, why, why)
+        dual, jumps = DualKernels(None, None, why, why), None
+    if jumps is None and _may_jump(expr):     # could not place the jumps (or timed out)
+        if derivative == "distributional":
+            raise ActivationError(f"the distributional (smoothed-limit) Sigma-dot of phi = {_short(expr)} needs the "
+                                  "positions and sizes of its jumps, which could not be determined; the default "
+                                  "almost-everywhere derivative (--derivative ae) works")
+        dual = replace(dual, route_dot=f"{dual.route_dot}; φ' is the {DERIVATIVE_LABELS['ae']}")
+    return replace(dual, derivative=derivative)
+
+
+def _short(expr) -> str:
+    text = sp.sstr(expr)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _may_jump(expr) -> bool:
+    return expr.has(sp.sign, sp.Heaviside, sp.Piecewise)
+
+
+def jump_points(expr: sp.Expr, x: sp.Symbol) -> tuple | None:
+    """The points where φ = ``expr`` jumps (right limit ≠ left limit), as SymPy numbers; () when φ is
+    continuous (no sign, Heaviside or Piecewise in it, or none of their breakpoints is a jump);
+    None when the pieces cannot be found."""
+    if not _may_jump(expr):
+        return ()
+    try:
+        pieces = split(expr, x)
+    except (NotPiecewiseSmooth, ValueError, TypeError):
+        return None
+    out = []
+    for left, right in zip(pieces[:-1], pieces[1:]):
+        b = right.lo
+        jump = sp.simplify(_one_sided(right.expr, x, b, "+") - _one_sided(left.expr, x, b, "-"))
+        if jump.is_zero is not True:
+            out.append(b)
+    return tuple(out)
+
+
+def _one_sided(e, x, b, side):
+    v = e.subs(x, b)
+    if v.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        v = sp.limit(e, x, b, side)
+    return v
+
+
+def _with_convention(dual: DualKernels, expr, x, jumps: tuple, derivative: str) -> DualKernels:
+    """``dual`` (from the distributional rules) for φ with jumps at ``jumps``, in the chosen convention."""
+    where = ", ".join(sp.sstr(b) for b in jumps)
+    if derivative == "distributional":
+        if dual.kdot is None:
+            raise ActivationError(f"phi = {_short(expr)} jumps at x = {where}: its distributional (smoothed-limit) "
+                                  "Sigma-dot has a Dirac part, which needs a closed form (Price's rule), and none was "
+                                  "found; the default almost-everywhere derivative (--derivative ae) has a numeric "
+                                  "route")
+        note = (f"; {DERIVATIVE_LABELS['distributional']}, φ jumps at x = {where}: Σ̇ is infinite at "
+                "c = ±√(q₁q₂)" if dual.kdot_distributional else f"; {DERIVATIVE_LABELS['distributional']}")
+        return replace(dual, route_dot=dual.route_dot + note, jumps=jumps)
+    g = ae_derivative(expr, x)
+    label = f"{DERIVATIVE_LABELS['ae']}: φ jumps at x = {where}, φ' = {_short(g)} almost everywhere"
+    if dual.khat is None:          # numeric routes evaluate φ' pointwise, i.e. almost everywhere
+        return replace(dual, route_dot=f"{dual.route_dot}; {label}", jumps=jumps)
+    kdot, how = _ae_kernel(g, x)
+    if kdot is None:
+        why = f"numeric: 2-D Gauss–Hermite quadrature (no closed form of Σ̇ for φ' = {_short(g)}: {how})"
+        return DualKernels(None, None, why, f"{why}; {label}", jumps=jumps)
+    how = ", so Σ̇ = 0" if kdot == 0 else f"; Σ̇ = E[φ'(u)φ'(v)] by {how}"
+    return DualKernels(dual.khat, kdot, dual.route_hat, f"exact: {label}{how}", jumps=jumps)
+
+
+def _ae_kernel(g, x) -> tuple[sp.Expr | None, str]:
+    """E[g(u)g(v)] for the almost-everywhere derivative g = φ'_ae: (closed form, route) or (None, why)."""
+    if sp.simplify(g) == 0:
+        return sp.Integer(0), "φ' = 0"
+    dual = _derive(g, x)
+    if dual.khat is None:
+        return None, dual.route_hat
+    return dual.khat, dual.route_hat[len("exact: "):] if dual.route_hat.startswith("exact: ") else dual.route_hat
 
 
 def _derive(expr, x) -> DualKernels:
@@ -264,3 +370,146 @@ def polar_dual(phi, dphi, q1, q2, c, n_angle: int = 24, n_radius: int = 48, r_ma
         flat[3][sl] = np.sum(phi(u) * phi(v) * weights, axis=(1, 2))
         flat[4][sl] = np.sum(dphi(u) * dphi(v) * weights, axis=(1, 2))
     return out_hat, out_dot
+
+
+# ------------------------------------------------------- graded polar quadrature (adapts to q)
+
+GRADED_NODES = 7          # Gauss–Legendre nodes per panel and direction (the estimate uses one fewer)
+GRADED_R_MAX = 9.5        # r e^{−r²/2} < 3e-19 beyond: below rounding for φ of polynomial growth
+GRADED_MAX_LEVEL = 40     # √q up to ≈ 2^38: beyond, the estimate decides
+GRADED_LEVEL_OFFSET = 2   # level at q = 1
+GRADED_RADIAL_LAG = 2     # radial panels below r = 1: level − 2 (the angular grading matters more)
+
+
+def graded_levels(q1, q2) -> np.ndarray:
+    """Refinement level of :func:`graded_polar_dual` per entry: ⌈log₂ √max(q₁, q₂)⌉ + 2, at least 1.
+
+    At variance q the activation's features (kinks, the transition of tanh) sit at r ≈ 1/√q
+    from the origin and at angles ≈ 1/(√q r) from the rays u = 0, v = 0; one level halves the
+    smallest panel in both directions."""
+    s2 = np.maximum(np.asarray(q1, dtype=float), np.asarray(q2, dtype=float))
+    with np.errstate(all="ignore"):
+        lev = np.ceil(0.5 * np.log2(np.where(s2 > 0, s2, 1.0))) + GRADED_LEVEL_OFFSET
+    return np.clip(np.where(np.isfinite(lev), lev, GRADED_MAX_LEVEL), 1, GRADED_MAX_LEVEL).astype(int)
+
+
+@functools.lru_cache(maxsize=128)
+def _graded_mesh(level: int, n: int):
+    """(angular fractions of an arc, radial nodes, radial weights·r e^{−r²/2}/2π) for one level."""
+    g = 0.5 ** np.arange(level, 0, -1) / 2                       # 2^{−L−1}, ..., 1/4 of the arc
+    frac = np.concatenate([[0.0], g, [0.5], 1 - g[::-1], [1.0]])
+    edges = np.concatenate([[0.0], 0.5 ** np.arange(level - GRADED_RADIAL_LAG, 0, -1),
+                            [1.0, 2.0, 3.25, 4.75, 6.5, GRADED_R_MAX]])
+    x, w = _leggauss(n)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    r = (lo + (hi - lo) * (x + 1) / 2).ravel()
+    wr = ((hi - lo) / 2 * w).ravel()
+    for a in (frac, r, wr, edges):
+        a.flags.writeable = False
+    return frac, r, wr, edges
+
+
+def graded_polar_dual(phi, dphi, q1, q2, c, breakpoints=(), symmetric: bool = False, n: int = GRADED_NODES,
+                      with_error: bool = False, budget: int = 1 << 18):
+    """E[φ(u)φ(v)], E[φ'(u)φ'(v)] by polar quadrature graded to the variance (any q, any kinks).
+
+    With u = √q₁ r cos t and v = √q₂ r cos(t − θ), cos θ = c/√(q₁q₂), the circle is cut at the rays
+    u = 0 and v = 0 into arcs, each split into panels graded geometrically toward its ends, and
+    r ∈ [0, 9.5] into panels graded toward 0, both down to the scale 1/√max(q₁, q₂)
+    (:func:`graded_levels`).  Breakpoints b ≠ 0 of φ are crossed by the radial integral at
+    r = b/(√q₁ cos t) and b/(√q₂ cos(t − θ)); the radial panels are split there per angle, and the
+    circle is also cut at the directions of the corners u = b₁, v = b₂ (where two kink lines cross;
+    one level more in this case), so every panel integrand is analytic and Gauss–Legendre with ``n``
+    nodes per panel and direction converges geometrically at every q.  ``symmetric``: φ is even or
+    odd (then so is φ', and both products are invariant under (u, v) → (−u, −v)): half the circle,
+    weights doubled.
+
+    ``with_error``: also return, per entry, the largest difference (over the two kernels) between the
+    returned rule and two coarser ones: the same panels with n − 1 nodes, and the mesh one level
+    coarser (one level finer at level 1) — estimates of the errors of the coarser rules, hence
+    conservative ones of the returned value; the second catches features the mesh does not resolve
+    (n-refinement alone can converge slowly but consistently there).  Arrays broadcast; non-finite
+    inputs give NaN.
+    """
+    q1, q2, c = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q1, q2, c)))
+    shape = q1.shape
+    q1, q2, c = (a.reshape(-1) for a in (q1, q2, c))
+    bps = tuple(sorted({float(b) for b in breakpoints if b != 0 and np.isfinite(b)}))
+    out = np.full((3, q1.size), np.nan)
+    ok = np.isfinite(q1) & np.isfinite(q2) & np.isfinite(c) & (q1 >= 0) & (q2 >= 0)
+    levels = graded_levels(q1, q2) + (1 if bps else 0)   # kink lines off the origin: one level more
+    for lev in np.unique(levels[ok]):
+        idx = np.flatnonzero(ok & (levels == lev))
+        per = _graded_points(lev, n, len(bps), symmetric)
+        step = max(1, budget // per)
+        for start in range(0, idx.size, step):
+            sl = idx[start:start + step]
+            fine = _graded_chunk(phi, dphi, q1[sl], q2[sl], c[sl], lev, n, bps, symmetric)
+            out[0, sl], out[1, sl] = fine
+            if with_error:   # two other rules: one node fewer per panel, and the mesh one level coarser
+                out[2, sl] = 0.0
+                for other in ((lev, n - 1), (lev - 1 if lev > 1 else lev + 1, n)):
+                    rough = _graded_chunk(phi, dphi, q1[sl], q2[sl], c[sl], *other, bps, symmetric)
+                    diff = np.maximum(np.abs(fine[0] - rough[0]), np.abs(fine[1] - rough[1]))
+                    out[2, sl] = np.maximum(out[2, sl], diff)
+    res = tuple(a.reshape(shape) for a in out)
+    return res if with_error else res[:2]
+
+
+def _graded_points(level: int, n: int, n_bps: int, symmetric: bool) -> int:
+    frac, r, _, _ = _graded_mesh(level, n)
+    arcs = (2 if symmetric else 4) + n_bps ** 2
+    return arcs * (len(frac) - 1) * n * (len(r) + 2 * n_bps * n)
+
+
+def _graded_chunk(phi, dphi, q1, q2, c, level, n, bps, symmetric):
+    m = q1.size
+    s1, s2 = np.sqrt(q1), np.sqrt(q2)
+    lim = s1 * s2
+    with np.errstate(all="ignore"):
+        rho = np.where(lim > 0, np.clip(c / np.where(lim > 0, lim, 1.0), -1.0, 1.0), 0.0)
+    # |ρ| within rounding of 1 is ±1 (a Gram diagonal whose c and q differ by an ulp): for kinked φ,
+    # Σ̇ moves like √(1 − ρ), so an ulp in c would cost ≈ 1e-8 relative
+    rho = np.where(np.abs(rho) >= 1 - 16 * np.finfo(float).eps, np.sign(rho), rho)
+    theta = np.arccos(rho)                              # v = √q₂ r cos(t − θ)
+    h = np.pi / 2
+    if symmetric:                                       # rays in [−π/2, π/2): −π/2, θ − π/2
+        cuts = np.stack([np.full(m, -h), theta - h, np.full(m, h)], axis=1)
+    else:                                               # −π/2 ≤ θ − π/2 ≤ π/2 ≤ θ + π/2 ≤ 3π/2
+        cuts = np.stack([np.full(m, -h), theta - h, np.full(m, h), theta + h, np.full(m, 3 * h)], axis=1)
+    if bps:   # directions of the corners u = b₁, v = b₂ (b₁, b₂ ≠ 0), where two kink lines cross
+        period = np.pi if symmetric else 2 * np.pi
+        st = np.sin(theta)
+        extra = []
+        with np.errstate(all="ignore"):
+            for b1 in bps:
+                for b2 in bps:
+                    y = (b2 / s2 - b1 / s1 * rho) / np.where(st > 0, st, 1.0)
+                    ang = np.mod(np.arctan2(y, b1 / s1) + h, period) - h
+                    extra.append(np.where((st > 1e-300) & np.isfinite(ang), ang, -h))
+        cuts = np.sort(np.concatenate([cuts, np.stack(extra, axis=1)], axis=1), axis=1)
+    frac, r, wr, edges = _graded_mesh(level, n)
+    x, w = _leggauss(n)
+    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
+    tl, th = lo + (hi - lo) * frac[:-1], lo + (hi - lo) * frac[1:]           # (m, arcs, panels)
+    t = (tl[..., None] + (th - tl)[..., None] * (x + 1) / 2).reshape(m, -1)
+    wt = ((th - tl)[..., None] / 2 * w).reshape(m, -1) * (2.0 if symmetric else 1.0)
+    cu, cv = s1[:, None] * np.cos(t), s2[:, None] * np.cos(t - theta[:, None])   # (m, T)
+    if not bps:
+        rw = wr * r * np.exp(-r * r / 2) / (2 * np.pi)
+        u, v = cu[:, :, None] * r, cv[:, :, None] * r
+        hat = np.einsum("mtr,mtr,r,mt->m", phi(u), phi(v), rw, wt, optimize=True)
+        dot = np.einsum("mtr,mtr,r,mt->m", dphi(u), dphi(v), rw, wt, optimize=True)
+        return hat, dot
+    # radial edges per angle: the graded ones and the crossings r = b/cu, b/cv inside (0, r_max)
+    with np.errstate(all="ignore"):
+        cross = np.concatenate([b / np.stack([cu, cv], axis=-1) for b in bps], axis=-1)       # (m, T, 2k)
+    cross = np.where((cross > 0) & (cross < GRADED_R_MAX), cross, GRADED_R_MAX)
+    e = np.sort(np.concatenate([np.broadcast_to(edges, cu.shape + edges.shape), cross], axis=-1), axis=-1)
+    rl, rh = e[..., :-1, None], e[..., 1:, None]
+    rr = (rl + (rh - rl) * (x + 1) / 2).reshape(m, t.shape[1], -1)
+    rw = ((rh - rl) / 2 * w).reshape(rr.shape) * rr * np.exp(-rr * rr / 2) / (2 * np.pi)
+    u, v = cu[:, :, None] * rr, cv[:, :, None] * rr
+    hat = np.einsum("mtr,mtr,mtr,mt->m", phi(u), phi(v), rw, wt, optimize=True)
+    dot = np.einsum("mtr,mtr,mtr,mt->m", dphi(u), dphi(v), rw, wt, optimize=True)
+    return hat, dot

@@ -59,7 +59,8 @@ def _spectrum(data, ax):
     bound = np.array([float(v) for v in s.truncation])
     keep = (lam > 0) & (k >= 1)
     ax.loglog(k[keep], lam[keep], "o", ms=3, label=r"$\lambda_k$")
-    ax.loglog(k[k >= 1], bound[k >= 1], "--", lw=1, label="error bound")
+    shown = (k >= 1) & (bound > 0)          # exact zeros (parity) have bound 0: nothing to draw on log axes
+    ax.loglog(k[shown], bound[shown], "--", lw=1, label="error bound")
     ax.set_xlabel("$k$")
     ax.set_title(f"NTK eigenvalues on $S^{{{s.d - 1}}}$")
     ax.legend()

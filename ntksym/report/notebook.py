@@ -44,8 +44,8 @@ def power_series(ps) -> str:
 
 
 def sphere_spectrum(s) -> str:
-    terms = ", ".join(f"\\lambda_{{{k}}} = {number(mpmath.nstr(v, 8), 8)}" for k, v in
-                      enumerate(s.eigenvalues[:TERMS]))
+    terms = ", ".join(f"\\lambda_{{{k}}} = " + (r"\text{unresolved}" if text is None else number(text, max(n, 1)))
+                      for k, (text, n) in enumerate(s.printed(8)[:TERMS]))   # certified digits only
     return f"$$\\text{{on }} S^{{{s.d - 1}}}:\\ {terms}, \\ldots$$"
 
 

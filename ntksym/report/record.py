@@ -89,9 +89,11 @@ def record(data, prov: dict, files: list[str], module_note: str | None = None) -
                                  "sigma_w2": sp.sstr(cos.sigma_w2)}
         return res
     out["eoc"] = _outcome(data.eoc, eoc)
-    out["sphere_spectrum"] = _outcome(data.spectrum, lambda s: {
-        "dim": s.d, "eigenvalues": [_mp(v) for v in s.eigenvalues], "multiplicities": [int(m) for m in s.multiplicities],
-        "error_bound": [_mp(v, 3) for v in s.truncation], "n_terms": s.n_terms})
+    def sphere(s):   # certified digits only (null where unresolved); bounds rounded up (spectrum.sphere)
+        js = s.as_json(20)
+        return {"dim": s.d, "eigenvalues": js["eigenvalues"], "multiplicities": js["multiplicities"],
+                "error_bound": js.get("error_bound", [None] * len(s.eigenvalues)), "n_terms": s.n_terms}
+    out["sphere_spectrum"] = _outcome(data.spectrum, sphere)
     out["verification"] = {
         "checks": [{"what": c.what, "reference": c.reference, "error": c.error, "tolerance": c.tolerance,
                     "unit": c.unit, "passed": c.passed} for c in data.checks],
@@ -187,5 +189,7 @@ def rederive(rec: dict, order: int | None = None, allow_inaccurate: bool = False
     activation, net = inputs(rec)
     order = len(rec["hermite"]) if order is None else order
     schema.Int(1, schema.MAX_ORDER).check(order, "order")
+    dk = rec["dual_kernels"]   # records without "derivative" predate the option: Dirac Σ̇ meant distributional
+    derivative = dk.get("derivative", "distributional" if dk["kdot_distributional"] else "ae")
     return derive(activation, net.depth, net.sigma_w, net.sigma_b, None, net.parameterization, net.width,
-                  order=order, allow_inaccurate=bool(allow_inaccurate))
+                  order=order, allow_inaccurate=bool(allow_inaccurate), derivative=derivative)

@@ -253,7 +253,9 @@ RECORD = Obj({
                     1, MAX_ORDER),
     "hermite_closed_form_in_k": Maybe(Obj({"formula": TEXT, "valid_from_k": AnyOf((COUNT, TEXT))})),
     "dual_kernels": Obj({"khat": Maybe(TEXT), "kdot": Maybe(TEXT), "route_hat": TEXT, "route_dot": TEXT,
-                         "kdot_distributional": BOOL}),
+                         "kdot_distributional": BOOL},
+                        # the convention of φ' in Σ̇ (absent in records older than the option: see record.rederive)
+                        {"derivative": Str(("ae", "distributional"))}),
     "numeric_kernel_route": TEXT,
     "recursion": List(Obj({"layer": Int(0, MAX_DEPTH), "equations": Map(TEXT, hi=16)}), 2, MAX_DEPTH + 1),
     "timings_s": SECONDS,

@@ -141,8 +141,12 @@ def spectrum_view(data) -> dict:
     if s.value is None:
         return {"skipped": escape_text(s.skipped)}
     sp_ = s.value
-    rows = [{"k": k, "value": _mp(lam, 10), "mult": mult, "bound": _mp(b, 2)}
-            for k, (lam, mult, b) in enumerate(zip(sp_.eigenvalues, sp_.multiplicities, sp_.truncation))]
+    from ..spectrum.sphere import _bound_str
+    # only the digits the error bound certifies; unresolved eigenvalues are marked, not printed
+    shown = sp_.printed(10)
+    rows = [{"k": k, "value": r"\text{unresolved}" if text is None else number(text, max(n, 1)), "mult": mult,
+             "bound": "--" if b is None else number(_bound_str(b), 3)}
+            for k, ((text, n), mult, b) in enumerate(zip(shown, sp_.multiplicities, sp_.truncation))]
     try:
         exponent = number(sp_.decay_exponent(), 4)
     except Exception:  # noqa: BLE001 - too few resolved eigenvalues: say so

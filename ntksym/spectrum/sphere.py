@@ -35,6 +35,7 @@ Facts used by the fast summation (all elementary consequences of Γ(x+1) = xΓ(x
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ from ntksym.errors import InputError
 
 __all__ = [
     "SphereSpectrum", "multiplicity", "monomial_eigenvalue", "sphere_eigenvalues",
-    "funk_hecke_eigenvalue", "predicted_decay_exponent",
+    "funk_hecke_eigenvalue", "predicted_decay_exponent", "certified_string", "funk_hecke_batch",
+    "refine_funk_hecke",
 ]
 
 Number = Union[int, float, str, "mpmath.mpf"]
@@ -164,6 +166,30 @@ class SphereSpectrum:
     multiplicities: tuple
     truncation: tuple
     n_terms: int = 0
+    routes: tuple = ()             # per k: how λ_k was obtained ("series", "Funk–Hecke quadrature", "parity")
+    digits: Optional[int] = None   # significant digits asked for (None: as_json's argument decides)
+    notes: tuple = ()              # per k: why λ_k is printed with fewer digits or not at all ("" if not)
+
+    @property
+    def error_bound(self) -> tuple:
+        """Per-eigenvalue bound on |λ_k(computed) − λ_k(true)| (``truncation``; None: none known)."""
+        return self.truncation
+
+    def printed(self, digits: Optional[int] = None) -> list:
+        """[(decimal string or None, significant digits)] for k = 0..kmax.
+
+        With an error bound b_k the string is the longest one, at most ``digits`` significant
+        digits, that is the correct rounding of every number in [λ_k − b_k, λ_k + b_k]: each
+        printed digit is then right whenever the bound holds.  None marks an unresolved
+        eigenvalue (|λ_k| not above its bound at even one digit).  Without a bound (``None``,
+        coefficients taken as exact) all ``digits`` are printed, as before.
+        """
+        digits = digits or self.digits or 17
+        out = []
+        for k, v in enumerate(self.eigenvalues):
+            b = self.truncation[k] if self.truncation else None
+            out.append(certified_string(v, b, digits))
+        return out
 
     @property
     def kmax(self) -> int:
@@ -196,13 +222,33 @@ class SphereSpectrum:
         sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
         return -sxy / sxx
 
-    def as_json(self, digits: int = 17) -> dict:
-        """{"eigenvalues": [decimal strings with `digits` significant digits], "multiplicities": [ints]}."""
-        return {
-            "eigenvalues": [mpmath.nstr(v, digits) if v != 0 else "0"
-                            for v in self.eigenvalues],
+    def as_json(self, digits: Optional[int] = None) -> dict:
+        """{"eigenvalues": [decimal strings, or null where unresolved], "multiplicities": [ints],
+        "error_bound": [bounds on |λ_k − computed|, 3 digits, or null], "digits": [significant digits
+        printed], "route": [...], "unresolved": [{"k", "reason"}]}.
+
+        Each string carries only digits that the error bound certifies (see :meth:`printed`); an
+        eigenvalue whose bound does not certify one digit is null, with the reason.
+        """
+        digits = digits or self.digits or 17
+        shown = self.printed(digits)
+        out = {
+            "eigenvalues": [text for text, _ in shown],
             "multiplicities": [int(n) for n in self.multiplicities],
         }
+        if self.truncation and any(b is not None for b in self.truncation):
+            out["error_bound"] = [None if b is None else _bound_str(b) for b in self.truncation]
+            out["digits"] = [n for _, n in shown]
+            unresolved = []
+            for k, (text, n) in enumerate(shown):
+                if text is None:
+                    note = self.notes[k] if k < len(self.notes) and self.notes[k] else ""
+                    unresolved.append({"k": k, "reason": _unresolved_reason(self.eigenvalues[k],
+                                                                            self.truncation[k], note)})
+            out["unresolved"] = unresolved
+        if self.routes:
+            out["route"] = list(self.routes)
+        return out
 
     def _repr_latex_(self) -> str:
         from ..report.notebook import sphere_spectrum
@@ -421,6 +467,209 @@ def funk_hecke_eigenvalue(kernel: Callable, d: int, k: int, dps: int = 30,
         val = one_pass(dps + 10 + extra)
     with mpmath.workdps(dps):
         return +val
+
+
+# ---------------------------------------------------------------------------
+# printing only certified digits
+# ---------------------------------------------------------------------------
+
+def certified_string(value, bound, digits: int):
+    """(string, n): ``value`` to n ≤ ``digits`` significant digits, n as large as possible such that
+    every number within ``bound`` of ``value`` rounds to the same string; (None, 0) if none does.
+
+    ``bound`` None prints ``digits`` digits (no claim beyond the input); an exact 0 with bound 0
+    prints "0".
+    """
+    digits = max(1, int(digits))
+    with mpmath.workdps(digits + 30):
+        v = _to_mpf(value)
+        if bound is None:
+            return ("0" if v == 0 else mpmath.nstr(v, digits)), digits
+        b = _to_mpf(bound)
+        if b == 0:
+            return ("0" if v == 0 else mpmath.nstr(v, digits)), digits
+        if v == 0 or abs(v) <= b:
+            return None, 0
+        # no string of n digits can be common when b exceeds a unit in the n-th digit
+        n = min(digits, int(mpmath.floor(mpmath.log10(abs(v) / b))) + 1)
+        lo, hi = v - b, v + b
+        while n >= 1:
+            a = mpmath.nstr(lo, n, strip_zeros=False)
+            if a == mpmath.nstr(hi, n, strip_zeros=False):
+                return mpmath.nstr(v, n), n
+            n -= 1
+    return None, 0
+
+
+def _bound_str(b) -> str:
+    with mpmath.workdps(20):
+        b = _to_mpf(b)
+        if b == 0:
+            return "0"
+        # round up, so the printed bound still holds
+        e = int(mpmath.floor(mpmath.log10(b))) - 2
+        return mpmath.nstr(mpmath.ceil(b / mpmath.mpf(10) ** e) * mpmath.mpf(10) ** e, 3)
+
+
+def _unresolved_reason(value, bound, note: str) -> str:
+    with mpmath.workdps(20):
+        v, b = abs(_to_mpf(value)), _to_mpf(bound)
+        text = (f"|λ_k| ≤ {_bound_str(v + b)}: not distinguishable from 0 at this precision" if v <= b else
+                f"error bound {_bound_str(b)} does not certify one digit of λ_k")
+    return text + (f"; {note}" if note else "")
+
+
+# ---------------------------------------------------------------------------
+# Funk–Hecke route for many k at once (non-smooth kernels, low d)
+# ---------------------------------------------------------------------------
+
+FH_MAX_DEGREE = 10          # tanh-sinh levels per piece (2^10·h-steps: ~ 4·10^3 nodes a piece)
+FH_MIN_NODES = 69           # nodes of tanh-sinh levels 1..3 on one piece (the fewest that can stop)
+
+
+def funk_hecke_batch(kernel_values: Callable, d: int, ks, tolerances, dps: int, scale,
+                     work_budget: float = float("inf"), cost_per_node: float = 1.0):
+    """{k: (λ_k, error bound)} by Funk–Hecke quadrature, all k in ``ks`` from one set of nodes.
+
+    λ_k = Γ(d/2)/(√π Γ((d−1)/2)) ∫_0^π K(cos θ) P_k^{(d)}(cos θ) sin^{d−2}θ dθ on [0, π] cut into
+    pieces of about one oscillation of P_{kmax}, each integrated by tanh-sinh (double-exponential)
+    quadrature, level by level (each level halves the step and reuses the previous nodes).
+    ``kernel_values(thetas)`` returns K(cos θ) for a list of θ (mpf, current precision); it is
+    called once per level and piece, with the new nodes only, and P_k for every k comes from the
+    three-term recurrence at each node, so the cost is (nodes)·(kernel + kmax), not per k.
+
+    Error bound of λ_k: the sum over pieces of |I_m − I_{m−1}| (the last two levels; tanh-sinh
+    roughly doubles the correct digits per level, so this over-states the error of I_m) plus the
+    round-off 10^{4−dps}·scale (``scale`` ≥ max |K|: the integrand is O(scale) while λ_k can be
+    much smaller).  A piece stops when every remaining k meets its tolerance (``tolerances[k]``,
+    absolute, split evenly over the pieces), at FH_MAX_DEGREE, or when the next level would
+    exceed ``work_budget`` (in units of ``cost_per_node`` per kernel evaluation); the bound then
+    says what was reached.  Endpoint singularities of K at t = ±1 (kinks: (1 − t)^{1/2}-type, which
+    become analytic in θ; sign-type √θ) are what tanh-sinh handles.
+    """
+    from mpmath.calculus.quadrature import TanhSinh
+    ks = sorted(set(int(k) for k in ks))
+    if not ks:
+        return {}, 0.0
+    kmax = ks[-1]
+    pieces = max(2, kmax // 2 + 2)
+    used = 0.0
+    with mpmath.workdps(dps):
+        rule = TanhSinh(mpmath.mp)
+        prec = mpmath.mp.prec
+        const = mpmath.gamma(mpmath.mpf(d) / 2) / (mpmath.sqrt(mpmath.pi) * mpmath.gamma(mpmath.mpf(d - 1) / 2))
+        total = {k: mpmath.mpf(0) for k in ks}
+        err = {k: mpmath.mpf(0) for k in ks}
+        tol = {k: _to_mpf(tolerances[k]) / pieces for k in ks}
+        exhausted = False
+        for j in range(pieces):
+            a, b = mpmath.pi * j / pieces, mpmath.pi * (j + 1) / pieces
+            prev = None
+            last_diff = {k: mpmath.inf for k in ks}
+            for degree in range(1, FH_MAX_DEGREE + 1):
+                nodes = rule.get_nodes(a, b, degree, prec)
+                if prev is not None and used + len(nodes) * cost_per_node > work_budget:
+                    exhausted = True
+                    break
+                used += len(nodes) * cost_per_node
+                thetas = [x for x, _ in nodes]
+                vals = kernel_values(thetas)
+                acc = {k: mpmath.mpf(0) for k in ks}
+                for (x, w), kv in zip(nodes, vals):
+                    t = mpmath.cos(x)
+                    f = w * _to_mpf(kv) * mpmath.sin(x) ** (d - 2)
+                    pa, pb = mpmath.mpf(1), t          # P_0, P_1 (normalised Gegenbauer)
+                    for k in range(kmax + 1):
+                        pk = pa if k == 0 else pb
+                        if k in acc:
+                            acc[k] += f * pk
+                        if k >= 1:
+                            pa, pb = pb, ((2 * k + d - 2) * t * pb - k * pa) / (k + d - 2)
+                h = mpmath.ldexp(1, -degree)
+                cur = {k: h * ((prev[k] / (2 * h) if prev is not None else 0) + acc[k]) for k in ks}
+                if prev is not None:
+                    last_diff = {k: abs(cur[k] - prev[k]) for k in ks}
+                prev = cur
+                if degree >= 3 and all(last_diff[k] * const <= tol[k] for k in ks):
+                    break
+            for k in ks:
+                total[k] += prev[k]
+                err[k] += last_diff[k]
+            if exhausted:
+                # pieces not integrated: nothing is known about them
+                for k in ks:
+                    err[k] = mpmath.inf
+                break
+        roundoff = mpmath.mpf(10) ** (4 - dps) * _to_mpf(scale)
+        out = {k: (+(const * total[k]), +(const * err[k] + roundoff)) for k in ks}
+    return out, used
+
+
+def refine_funk_hecke(spec: SphereSpectrum, kernel_values: Callable, digits: int, scale,
+                      dps: Optional[int] = None, work_budget: float = 4e5, cost_per_node: float = 1.0,
+                      ks=None) -> SphereSpectrum:
+    """``spec`` with λ_k replaced by Funk–Hecke values where these certify more digits.
+
+    For every k whose series bound certifies fewer than ``digits`` digits (or the given ``ks``),
+    :func:`funk_hecke_batch` integrates the kernel directly, at a precision raised by the digits
+    that cancel (log₁₀(scale/|λ_k|)).  The quadrature value must lie in the series enclosure
+    [λ_k − b_k, λ_k + b_k] (widened by its own bound), a check of both routes; it replaces the
+    series value when its bound is smaller.  ``work_budget`` caps the kernel evaluations
+    (× ``cost_per_node``, e.g. the depth); k left unresolved get a note saying why.
+    """
+    n = len(spec.eigenvalues)
+    routes = list(spec.routes) if spec.routes else ["series"] * n
+    notes = list(spec.notes) if spec.notes else [""] * n
+    if ks is None:
+        ks = [k for k, (_, m) in enumerate(spec.printed(digits)) if m < digits]
+    ks = [k for k in ks if routes[k] != "parity"]
+    if not ks:
+        return dataclasses.replace(spec, routes=tuple(routes), notes=tuple(notes), digits=digits)
+    with mpmath.workdps(digits + 20):
+        scale = _to_mpf(scale)
+        extra = 0
+        tolerances = {}
+        for k in ks:
+            lam = abs(_to_mpf(spec.eigenvalues[k]))
+            b = spec.truncation[k]
+            known = lam > 0 and (b is None or lam > b)     # a lower estimate of |λ_k| (series sums are ≥ 0 here)
+            if known:
+                lam_lo = lam - (b or 0) if b is not None and lam > 2 * b else lam / 2
+                extra = max(extra, int(mpmath.ceil(mpmath.log10(scale / lam_lo))))
+                tolerances[k] = lam_lo * mpmath.mpf(10) ** -(digits + 2)
+            else:
+                tolerances[k] = None
+    extra = min(max(extra, 0), 2 * digits + 20)
+    work = (dps or digits + 12) + extra
+    pieces = max(2, max(ks) // 2 + 2)
+    if pieces * FH_MIN_NODES * cost_per_node > work_budget:   # not even three levels a piece: do not start
+        for k in ks:
+            notes[k] = "Funk–Hecke quadrature beyond the work budget (deep network or large kmax)"
+        return dataclasses.replace(spec, routes=tuple(routes), notes=tuple(notes), digits=digits)
+    with mpmath.workdps(work):
+        floor = scale * mpmath.mpf(10) ** (6 - work)
+        tolerances = {k: (floor if v is None else max(v, floor)) for k, v in tolerances.items()}
+        values, _ = funk_hecke_batch(kernel_values, spec.d, ks, tolerances, work, scale,
+                                     work_budget, cost_per_node)
+    lams, bounds = list(spec.eigenvalues), list(spec.truncation)
+    for k in ks:
+        v, e = values[k]
+        b = bounds[k]
+        if not mpmath.isfinite(e):
+            notes[k] = "Funk–Hecke quadrature beyond the work budget (deep network or large kmax)"
+            continue
+        if b is not None and abs(v - lams[k]) > b + e:
+            # the two routes disagree beyond their bounds: trust neither
+            notes[k] = (f"series and Funk–Hecke values differ by {mpmath.nstr(abs(v - lams[k]), 3)}, "
+                        "beyond both bounds")
+            bounds[k] = max(b, e, abs(v - lams[k]))
+            continue
+        if b is None or e < b:
+            lams[k], bounds[k], routes[k] = v, e, "Funk–Hecke quadrature"
+            notes[k] = ""
+    out = dataclasses.replace(spec, eigenvalues=tuple(lams), truncation=tuple(bounds), routes=tuple(routes),
+                              notes=tuple(notes), digits=digits)
+    return out
 
 
 # ---------------------------------------------------------------------------
