@@ -260,3 +260,13 @@ def test_repr_latex_of_results():
         text = obj._repr_latex_()
         assert text.startswith("$") and text.endswith("$") and text.count("{") == text.count("}")
     assert r"\operatorname{erf}" in d.dual._repr_latex_() or "asin" in d.dual._repr_latex_()
+
+
+def test_missing_kernel_module_is_said_on_the_command_line(tmp_path, capsys):
+    """A refused kernels.py is not silent (issue 12 item 5): one warning line, and the reason in the record."""
+    target = tmp_path / "out"
+    assert main(["derive", "Max(x - 1, 0)*tanh(x)", "--depth", "1", "--out", str(target), "--no-pdf"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ntksym: warning: kernels.py was not written (no kernel module:")
+    assert not (target / "kernels.py").exists()
+    assert "kink" in load_record(target / "derivation.json")["kernel_module"]

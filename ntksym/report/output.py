@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def _stage(d, staging: Path, data, prov, title, pdf: bool, module: bool) -> tupl
     if module:
         name, note = _module(d, staging)
         files += [name] if name else []
+        if note:   # never silent: the CLI turns this into its one warning line
+            warnings.warn(f"kernels.py was not written ({note}); the reason is also in derivation.json",
+                          UserWarning, stacklevel=3)
     compiled = False
     if pdf and pdflatex() is not None:
         compile_pdf(staging)
