@@ -207,20 +207,6 @@ class NumericDualKernels:
         return self._label(self.max_error, f"at the variances evaluated, q ∈ [{lo:.3g}, {hi:.3g}]")
 
 
-def _estimate(fine, coarse, with_scale: bool = False):
-    """max |fine − coarse| over q₁ = q₂ = 1, c ∈ {−1, −0.5, 0, 0.5, 0.9, 1}, both kernels (inf when
-    anything is not finite); with ``with_scale``, (that, max |fine|)."""
-    c = np.array([-1.0, -0.5, 0.0, 0.5, 0.9, 1.0])
-    one = np.ones_like(c)
-    with np.errstate(all="ignore"):
-        hi, lo = fine(one, one, c), coarse(one, one, c)
-        diff = max(np.max(np.abs(hi[0] - lo[0])), np.max(np.abs(hi[1] - lo[1])))
-        scale = max(np.max(np.abs(hi[0])), np.max(np.abs(hi[1])))
-    if not (np.isfinite(diff) and np.isfinite(scale)):
-        diff, scale = float("inf"), 0.0
-    return (float(diff), float(scale)) if with_scale else float(diff)
-
-
 # ----------------------------------------------------------- stable closed-form evaluation
 #
 # Used by ntksym.network.evaluate (the semantics are described in that module's docstring).
