@@ -90,9 +90,12 @@ def kernel(spec: Any, x1, x2=None, depth: int = 1, sigma_w: float = 1.0, sigma_b
 
 
 def _checked_evaluate(act: Activation, dual: DualKernels, fns, net: Network, x1, x2):
-    """(NNGP, NTK) by :func:`evaluate`, refused when a distributional Σ̇ makes NTK entries infinite."""
+    """(NNGP, NTK) by :func:`evaluate`, refused when a distributional Σ̇ makes NTK entries infinite.
+    Data whose rows all have one |x|²/d take the depth-independent table (:func:`ntksym.tables.table_kernels`)."""
     if not dual.kdot_distributional:
-        return evaluate(fns, net, x1, x2)
+        from .tables import table_kernels
+        out = table_kernels(act, dual, net, x1, x2)
+        return out if out is not None else evaluate(fns, net, x1, x2)
     from .errors import AccuracyError, ActivationError
     why = (f"the NTK of {act.name[:80]!r} with the distributional derivative (smoothed limit) is infinite where two "
            "inputs are parallel or antiparallel at a layer (c = ±sqrt(q1 q2), e.g. the diagonal of a Gram matrix): "

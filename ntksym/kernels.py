@@ -18,7 +18,9 @@ import sympy as sp
 
 from .activation import Activation, _erf_np
 from .errors import AccuracyError
+from .gaussian import owen as _owen
 from .gaussian.dual import C, Q1, Q2, DualKernels, graded_polar_dual
+from .stable import numpy_functions as _stable_np
 
 GH_ORDER = 64
 
@@ -28,6 +30,7 @@ def _safe_modules():
         "asin": lambda t: np.arcsin(np.clip(t, -1.0, 1.0)),
         "sqrt": lambda t: np.sqrt(np.maximum(t, 0.0)),
         "erf": _erf_np(),
+        **_owen.numpy_modules(), **_stable_np(), "erfc": _owen.ERFC,   # Φ₂ (Owen's T), erfc: half-line rule
     }, "numpy"]
 
 
@@ -100,6 +103,9 @@ def kernel_functions(act: Activation, dual: DualKernels, gh_order: int = GH_ORDE
     if dual.khat is not None and dual.kdot is not None:
         return ClosedFormKernels(dual.khat, dual.kdot), "closed form"
     fns = NumericDualKernels(act, allow_inaccurate)   # ``gh_order`` is no longer used (kept for callers)
+    if not fns.inaccurate:   # issue 13: the Mehler series on Gram blocks, this route for what it cannot certify
+        from .fastdual import FastDualKernels
+        fns = FastDualKernels(act, fns)
     return fns, fns.initial_label
 
 
@@ -244,7 +250,7 @@ def _mp_sqrt(t):
 
 def _mp_modules():
     from .activation import _MP_GUARDED
-    return [{**_MP_GUARDED, "sqrt": _mp_sqrt}, "mpmath"]
+    return [{**_MP_GUARDED, "sqrt": _mp_sqrt, "Erfc": _MP_GUARDED["erfc"], **_owen.mpmath_modules()}, "mpmath"]
 
 
 def _to_float(v) -> float:

@@ -308,7 +308,9 @@ def test_labels_state_the_checked_error(name):
     fns, label = kernel_functions(act, ntksym.dual_kernels(act))
     assert "at unit variance" in label and "est. error ≤" in label
     assert _stated(label) <= KERNEL_RTOL
-    fns = fns.fresh()
+    # issue 13: kernel_functions now returns the fast Mehler route, whose accurate route (for the entries
+    # the series cannot certify) is this class; its labels are checked on it directly
+    fns = fns.fallback.fresh() if hasattr(fns, "fallback") else fns.fresh()
     assert isinstance(fns, NumericDualKernels) and fns.max_error == 0
     q = np.array([1e4, 1e4, 2.0])
     hat, dot = fns(q, q, np.array([0.9e4, -1e4, 1.0]))

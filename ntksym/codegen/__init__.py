@@ -17,11 +17,14 @@ standard library's importlib): no ntksym, no SymPy.  Routes:
   all in scaled form (no intermediate overflow: :func:`ntksym.codegen.build.scaled_form`);
   c is snapped to ±√q₁√q₂ within 16 ulps, so repeated and antipodal rows stay exactly tied
   at any depth (also in the chaotic phase);
-* no closed form (tanh, sigmoid, softplus, SiLU, mish, ELU, SELU, ...): a polar product
-  rule split on the rays u = 0, v = 0 (kinks at 0 never inside a panel) and graded toward
-  them and toward r = 0 down to the scale 1/√q of the largest variance the network reaches
-  for |x|²/d ∈ [1e-2, 1e2] (:func:`ntksym.codegen.build.numeric_rule`); the module states
-  "est. error ≤ X for q in [0, q_max]" and raises ValueError for larger variances;
+* no closed form (tanh, sigmoid, softplus, SiLU, mish, ELU, SELU, ...): per layer, per-row
+  Hermite coefficients a_k(q_i), b_k(q_i) (a 1-D z-rule, interpolated in log q from Chebyshev
+  points when there are many rows) and Mehler's formula Σ_k a_k(q₁)a_k(q₂)ρ^k by blocked Horner,
+  with a per-entry bound ≤ 1e-13 √(m₁m₂) (:mod:`ntksym.codegen.mehler_rule`); ties by the 1-D
+  rule; the entries beyond the bound by a polar product rule split on the rays u = 0, v = 0
+  and graded toward them and toward r = 0 down to the scale 1/√q of the largest variance the
+  network reaches for |x|²/d ∈ [1e-2, 1e2] (:func:`ntksym.codegen.build.numeric_rule`); the
+  module states both and raises ValueError for variances beyond q_max;
 * no closed form and a kink away from 0: refused with an NtksymError (no ray to split on).
 """
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = ["module_source", "write_module", "load_module"]
 
 TILE_RECURSION = 256
 TILE_QUADRATURE = 4
+TILE_SERIES = 256     # the per-row Hermite route: Horner on tiles that stay in cache
 
 
 def _floats(values) -> str:
@@ -58,6 +62,21 @@ def _quadrature_strings(rule):
         return {}
     return {"angle": _floats(rule.angle), "angle_w": _floats(rule.angle_w), "radius": _floats(rule.radius),
             "radius_w": _floats(rule.radius_w)}
+
+
+def _series(rule):
+    """The numbers of the per-row Hermite route (None without one)."""
+    if rule is None or rule.series is None:
+        return None
+    sr = rule.series
+    return {"k_max": int(sr.k_max), "tol": float(sr.tol), "coef_err": float(sr.coef_err),
+            "parity": {"odd": 1, "even": 0}.get(sr.parity)}
+
+
+def _series_strings(rule):
+    if rule is None or rule.series is None:
+        return {}
+    return {"z": _floats(rule.series.z), "z_w": _floats(rule.series.z_w)}
 
 
 def module_source(d: Derivation, command: str | None = None) -> str:
@@ -103,8 +122,11 @@ def _context(d: Derivation, command: str | None) -> dict:
                 quadrature=parts.quadrature is not None,
                 quad=_quadrature_strings(parts.quadrature),
                 q_max=parts.quadrature.q_max if parts.quadrature else None,
+                series=_series(parts.quadrature),
+                series_nodes=_series_strings(parts.quadrature),
                 homogeneous=parts.homogeneous, diag_homogeneous=parts.diag_homogeneous,
-                tile=TILE_QUADRATURE if parts.quadrature else TILE_RECURSION)
+                tile=(TILE_RECURSION if parts.quadrature is None else
+                      TILE_SERIES if parts.quadrature.series is not None else TILE_QUADRATURE))
 
 
 def code_tokens(source: str) -> list[tuple[int, str]] | None:
@@ -134,7 +156,8 @@ def _check_tokens(source: str, context: dict) -> None:
     except (SyntaxError, ValueError, UnicodeError):
         raise NtksymError("refusing to generate the module: it would not compile (user text in it?)") from None
     skeleton = {**context, "table_rows": context["table_rows"][:1],
-                "quad": dict.fromkeys(context["quad"], "0.0,")}
+                "quad": dict.fromkeys(context["quad"], "0.0,"),
+                "series_nodes": dict.fromkeys(context["series_nodes"], "0.0,")}
     tokens = code_tokens(render(TEMPLATE, **skeleton))
     if tokens is None or tokens != code_tokens(render(TEMPLATE, **{**skeleton, **_PLACEHOLDERS})):
         raise NtksymError("refusing to generate the module: user text (activation, command, ...) would "

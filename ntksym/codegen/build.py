@@ -30,9 +30,11 @@ import sympy as sp
 from ..derivation import Derivation
 from ..errors import NtksymError
 from ..gaussian.dual import C, Q1, Q2, DualKernels
+from ..gaussian.owen import BivariateNormalCDF
 from ..kernels import stable_form
 from ..network import recursion
 from .interpolant import AngleTable, angle_table
+from .mehler_rule import SeriesRule, series_rule
 from .printer import ArrayCodePrinter, print_activation, print_assignments
 
 PRINTED_SPECIALLY = {"SafeSqrt", "Heaviside", "Max", "Min", "Piecewise"}   # see ArrayCodePrinter
@@ -130,7 +132,10 @@ def scaled_form(expr: sp.Expr, degrees: dict) -> tuple[sp.Expr, bool]:
 def dual_parts(d: Derivation):
     """(code, route, accuracy, rule, homogeneous) of ``dual(xp, q1, q2, c) -> (Σ̂, Σ̇)``."""
     dual = d.dual
-    if dual.khat is not None and dual.kdot is not None:
+    # Φ₂ closed forms (issue 13, ntksym.gaussian.halfline) have no module-side evaluator yet: the module
+    # keeps the verified quadrature for them
+    printable = not any(e.has(BivariateNormalCDF) for e in (dual.khat, dual.kdot) if e is not None)
+    if dual.khat is not None and dual.kdot is not None and printable:
         degrees = {Q1: 1, Q2: 1, C: 1, DET: 2}
         forms = [scaled_form(_det_radicands(stable_form(e)), degrees) for e in (dual.khat, dual.kdot)]
         exprs = [f for f, _ in forms]
@@ -140,7 +145,9 @@ def dual_parts(d: Derivation):
                "intermediate overflow): a few ulps per layer, repeated and antipodal points exact")
         return code, f"closed form ({dual.route_hat})", acc, None, all(h for _, h in forms)
     rule = numeric_rule(d)
-    return "    khat, kdot = _polar(xp, q1, q2, c, lim)", rule.route, rule.accuracy, rule, False
+    if rule.series is None:
+        return "    khat, kdot = _polar(xp, q1, q2, c, lim)", rule.route, rule.accuracy, rule, False
+    return "    khat, kdot = _numeric_dual(xp, q1, q2, c, lim, rows, raw)", rule.route, rule.accuracy, rule, False
 
 
 # ------------------------------------------------------------------ the numeric route
@@ -167,6 +174,7 @@ class NumericRule:
     error: float            # estimated error, relative to max(1, |Σ̂|, |Σ̇|), for q1, q2 in [0, q_max]
     route: str
     accuracy: str
+    series: SeriesRule | None = None   # the per-row Hermite (Mehler) route, the polar rule as its fallback
 
 
 def _leggauss(n):
@@ -288,13 +296,23 @@ def numeric_rule(d: Derivation) -> NumericRule:
                           f"{QUAD_RTOL:g} at the variances this network reaches (q up to {q_max:.3g}): "
                           "no module is generated (ntksym.kernel evaluates it)")
     f, g, r, wr = nodes
-    route = (f"polar quadrature split on the rays u = 0, v = 0 (Gauss-Legendre, {N_PANEL} points per panel, "
+    polar = (f"polar quadrature split on the rays u = 0, v = 0 (Gauss-Legendre, {N_PANEL} points per panel, "
              f"{len(f)} angles per arc x {len(r)} radii, graded {levels} levels toward the rays and r = 0; "
              f"{d.dual.route_hat})")
     acc = (f"quadrature: est. error <= {err:.0e} (relative to max(1, |Sigmahat|, |Sigmadot|), per layer) for "
            f"q1, q2 in [0, {q_max:.6g}], the variances this network reaches for |x|^2/d in "
            f"[{DATA_RANGE[0]:g}, {DATA_RANGE[1]:g}]; larger variances are refused (ValueError)")
-    return NumericRule(tuple(f), tuple(g), tuple(r), tuple(wr), levels, float(q_max), err, route, acc)
+    series = series_rule(phi, dphi, q_max, act.parity)
+    if series is None:
+        return NumericRule(tuple(f), tuple(g), tuple(r), tuple(wr), levels, float(q_max), err, polar, acc)
+    route = (f"Hermite (Mehler) series with per-row coefficients (K <= {series.k_max}, chosen per layer from the "
+             f"data; {len(series.z)}-node z-rule split at 0), entries beyond its bound by {polar}")
+    acc = (f"Hermite series with per-entry bound <= {series.tol:.0e} relative to sqrt(E[phi(u)^2] E[phi(v)^2]) "
+           f"(and the same for phi'): |rho|^(K+1) sqrt(T(q1) T(q2)) + 3 x {series.coef_err:.1e} (z-rule, "
+           "estimated against a finer rule) + (2K+2) eps (rounding); repeated and antipodal rows and the "
+           f"variance map by the z-rule (est. {series.coef_err:.1e} relative); entries beyond the bound by polar "
+           + acc)
+    return NumericRule(tuple(f), tuple(g), tuple(r), tuple(wr), levels, float(q_max), err, route, acc, series)
 
 
 def _check_printable(exprs, name: str) -> None:
@@ -367,7 +385,7 @@ def build_parts(d: Derivation) -> ModuleParts:
                               "array-code form for quadrature: no module is generated")
     dual_code, route, acc, quad, homogeneous = dual_parts(d)
     diag_code, input_code, hidden_code, variance_code, diag_homogeneous = layer_parts(d)
-    table = angle_table(d) if quad is None else None
+    table = angle_table(d)   # closed forms and numeric routes alike (ntksym.tables)
     return ModuleParts(dual_code, route, acc, phi_code, dphi_code, diag_code, input_code, hidden_code,
                        variance_code, table, quad, homogeneous, diag_homogeneous)
 

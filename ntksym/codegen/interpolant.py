@@ -20,9 +20,17 @@ in θ, so the next angle is again analytic).  This module
 Nothing is tabulated (``None``) when the coefficients do not decay (e.g. the
 step function, whose NTK is infinite at ρ = 1, or a kernel that is not analytic
 in θ): the generated code then always runs the recursion.
+
+Activations without closed-form dual kernels get the same table from the float64 recursion of
+:mod:`ntksym.tables` (Hermite/Mehler series with its tail bound, graded polar quadrature near
+ρ = ±1, every layer's error estimate carried along): :func:`chebyshev_table` with the looser
+tolerances of float64 values (:data:`ntksym.tables.TABLE_TOL`), the values' estimated error added to
+``max_error``.  φ whose derivative jumps (Σ̇ moves like θ near ρ = 1, which a recursion in ρ cannot
+resolve in float64) fail the check near θ = 0 and get no table.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import mpmath
@@ -46,7 +54,9 @@ class AngleTable:
     degree: int
     coefficients: tuple   # K rows of 2(degree+1) floats: Σ coefficients then Θ coefficients
     chebyshev_points: int
-    max_error: float      # measured, relative to max |f|, both kernels
+    max_error: float      # measured (plus the values' estimated error), relative to max |f|, both kernels
+    source: str = "the recursion evaluated in 60-digit mpmath"   # how the values at the nodes were computed
+    ends: tuple = ()      # ((Σ, Θ) at ρ = 1, (Σ, Θ) at ρ = −1): the recursion's values at the end nodes
 
 
 def _mp_modules():
@@ -55,9 +65,16 @@ def _mp_modules():
 
     def asin(t):
         return mpmath.asin(max(-1, min(1, t)))
-    return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t)))}, "mpmath"]
+    extra = {}
+    try:   # Φ₂ (Owen's T) of the half-line exp-poly closed forms (ELU, SELU, ...)
+        from ..gaussian.owen import mpmath_modules
+        extra = mpmath_modules()
+    except ImportError:
+        pass
+    return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t))), **extra}, "mpmath"]
 
 
+MP_SOURCE = "the recursion evaluated in 60-digit mpmath"
 MP_DEPTH = 64    # deeper networks get no table (60-digit values cost ~0.3 ms a layer a point): the module runs the recursion
 
 
@@ -124,12 +141,14 @@ def per_layer(layers):
     return evaluate
 
 
-def _values(f, t_points):
+def _values(f, t_points, r: float = 1.0, dim: int = 1):
+    """(Σ, Θ) at θ = (t + 1)π/2 for inputs with |x|²/d = r in dimension ``dim`` (x·x = dim·r)."""
     with mpmath.workdps(DPS):
         out = []
+        xx = mpmath.mpf(dim) * mpmath.mpf(r)
         for t in t_points:
             rho = mpmath.cos((mpmath.mpf(t) + 1) * mpmath.pi / 2)
-            s, th = f(mpmath.mpf(1), mpmath.mpf(1), rho, mpmath.mpf(1))
+            s, th = f(xx, xx, xx * rho, mpmath.mpf(dim))
             out.append((float(s), float(th)))
     return np.array(out)
 
@@ -145,37 +164,67 @@ def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
 
 
 def angle_table(d: Derivation) -> AngleTable | None:
-    """The panel table of (Σ(ρ), Θ(ρ)) at |x|²/d = 1, or None when it cannot be made accurate."""
-    if d.dual.khat is None or d.dual.kdot is None or d.network.parameterization != "ntk" \
-            or d.dual.kdot_distributional:   # Σ̇ infinite at ρ = ±1 (step, sign): no bounded table
-        return None
+    """The panel table of (Σ(ρ), Θ(ρ)) at |x|²/d = 1, or None when it cannot be made accurate.
+
+    Closed forms: the named recursion in 60-digit mpmath (:func:`mp_recursion`).  Activations without
+    a closed form: the float64 recursion of :mod:`ntksym.tables` (equal-variance dual kernels by the
+    Hermite/Mehler series with its tail bound, quadrature near ρ = ±1), whose estimated error enters
+    the table's ``max_error``."""
+    if d.network.parameterization != "ntk" or d.dual.kdot_distributional:
+        return None    # Σ̇ infinite at ρ = ±1 (step, sign): no bounded table
+    if d.dual.khat is None or d.dual.kdot is None or slow_in_mpmath(d.dual):
+        from ..tables import numeric_angle_table
+        return numeric_angle_table(d.activation, d.dual, d.network, 1.0, 1)
     if d.network.depth > MP_DEPTH:
         return None
     try:
-        return _angle_table(d)
-    except ArithmeticError:   # a pole or overflow of the recursion on [-1, 1]: the recursion runs instead
-        return None
+        return mp_angle_table(mp_recursion(d), 1.0, 1)
+    except (ArithmeticError, ValueError, TypeError, NameError):   # a pole or overflow of the recursion on
+        return None                                                # [-1, 1], or no mpmath form: no table
 
 
-def _angle_table(d: Derivation) -> AngleTable | None:
-    f = mp_recursion(d)
+def slow_in_mpmath(dual) -> bool:
+    """Closed forms with Φ₂ (Owen's T: ELU, SELU, ...) cost ~0.1 s per 60-digit recursion point (a table
+    takes minutes): they get the float64 numeric table instead."""
+    try:
+        from ..gaussian.owen import BivariateNormalCDF
+    except ImportError:
+        return False
+    return any(e is not None and e.has(BivariateNormalCDF) for e in (dual.khat, dual.kdot))
+
+
+def mp_angle_table(f, r: float, dim: int) -> AngleTable | None:
+    """:func:`chebyshev_table` of the mpmath recursion ``f`` at |x|²/d = r in dimension ``dim``."""
+    return chebyshev_table(lambda t: _values(f, t, r, dim))
+
+
+def chebyshev_table(values, global_tol: float = GLOBAL_TOL, tail_tol: float = 1e-16, error: float = 0.0,
+                    source: str = MP_SOURCE) -> AngleTable | None:
+    """The panel table from ``values(t) -> (len(t), 2)`` array of (Σ, Θ) at θ = (t + 1)π/2.
+
+    Chebyshev points are doubled from 33 until the last eighth of the coefficients is below
+    ``tail_tol`` relative to max |f|; the interpolant is then checked against fresh values at 58 angles
+    (random, and near 0 and π) to ``global_tol``; ``error`` (an estimate of the values' own error,
+    relative to max |f|) is added to the table's ``max_error``.  ``values`` may return None: no table."""
     n, vals = 32, None
     while n <= MAX_POINTS:
         t = np.cos(np.pi * np.arange(n + 1) / n)
         if vals is None:
-            vals = _values(f, t)
+            vals = values(t)
         else:  # nested points: the old ones are the even-indexed new ones
-            new = _values(f, t[1::2])
+            new = values(t[1::2])
+            if new is None:
+                return None
             merged = np.empty((n + 1, 2))
             merged[0::2], merged[1::2] = vals, new
             vals = merged
-        if not np.all(np.isfinite(vals)):
+        if vals is None or not np.all(np.isfinite(vals)):
             return None
         coeffs = _cheb_coeffs(vals)
         scale = np.max(np.abs(vals), axis=0)
         scale[scale == 0] = 1.0   # a kernel ≡ 0 in float64 (φ ≡ 0, or a tiny one): absolute errors
         tail = np.max(np.abs(coeffs[-max(4, n // 8):]), axis=0)
-        if np.all(tail <= 1e-16 * scale):
+        if np.all(tail <= tail_tol * scale):
             break
         n *= 2
     else:
@@ -186,11 +235,18 @@ def _angle_table(d: Derivation) -> AngleTable | None:
     # no node of the interpolant sees; then no table (the recursion, with exact ties, runs instead)
     near = np.array([0.0, 1e-9, 1e-6, 1e-4, 1e-2])
     t_check = np.concatenate([rng.uniform(-1, 1, 48), 2 * near / np.pi - 1, 1 - 2 * near / np.pi])
-    exact = _values(f, t_check)
-    approx = np.polynomial.chebyshev.chebval(t_check, coeffs)
-    if np.max(np.abs(approx.T - exact) / scale) > GLOBAL_TOL:
+    exact = values(t_check)
+    if exact is None:
         return None
-    return _panels(coeffs, scale, n)
+    approx = np.polynomial.chebyshev.chebval(t_check, coeffs)
+    measured = float(np.max(np.abs(approx.T - exact) / scale))
+    if not measured <= global_tol:
+        return None
+    table = _panels(coeffs, scale, n)
+    if table is None:
+        return None
+    return dataclasses.replace(table, max_error=float(table.max_error + measured + error), source=source,
+                               ends=(tuple(float(v) for v in vals[-1]), tuple(float(v) for v in vals[0])))
 
 
 def _panels(coeffs, scale, n_points) -> AngleTable | None:
