@@ -18,9 +18,7 @@ import sympy as sp
 
 from .activation import Activation, _erf_np
 from .errors import AccuracyError
-from .gaussian import owen as _owen
 from .gaussian.dual import C, Q1, Q2, DualKernels, graded_polar_dual
-from .stable import numpy_functions as _stable_np
 
 GH_ORDER = 64
 
@@ -30,7 +28,6 @@ def _safe_modules():
         "asin": lambda t: np.arcsin(np.clip(t, -1.0, 1.0)),
         "sqrt": lambda t: np.sqrt(np.maximum(t, 0.0)),
         "erf": _erf_np(),
-        **_owen.numpy_modules(), **_stable_np(), "erfc": _owen.ERFC,   # Φ₂ (Owen's T), erfc: half-line rule
     }, "numpy"]
 
 
@@ -250,7 +247,7 @@ def _mp_sqrt(t):
 
 def _mp_modules():
     from .activation import _MP_GUARDED
-    return [{**_MP_GUARDED, "sqrt": _mp_sqrt, "Erfc": _MP_GUARDED["erfc"], **_owen.mpmath_modules()}, "mpmath"]
+    return [{**_MP_GUARDED, "sqrt": _mp_sqrt, "Erfc": _MP_GUARDED["erfc"]}, "mpmath"]
 
 
 def _to_float(v) -> float:

@@ -42,7 +42,6 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .gaussian.owen import BivariateNormalCDF
 from .activation import Activation
 from .errors import AccuracyError, NetworkError, NtksymError
 from .gaussian.dual import C, Q1, Q2, DualKernels
@@ -205,8 +204,6 @@ class LayerMaps:
             raise NtksymError(dirac_refusal(act.name))
         self.act, self.dual, self.hermite_terms = act, dual, hermite_terms
         self.closed = dual.khat is not None and dual.kdot is not None and not dual.kdot_distributional
-        if self.closed and (dual.khat.has(BivariateNormalCDF) or dual.kdot.has(BivariateNormalCDF)):
-            self.closed = False   # Φ₂ (issue 13 half-line rule) is evaluated at real arguments only: no circle
         if self.closed:
             mods = ["numpy"]
             self._np = [sp.lambdify((Q1, Q2, C), e, mods) for e in (dual.khat, dual.kdot)]

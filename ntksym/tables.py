@@ -43,8 +43,7 @@ no accurate table can be built the usual fold runs.
 Limits (no table, the fold runs): φ' with a jump (SELU, leaky kinks without a closed form: Σ̇ moves like
 θ near ρ = 1, which a recursion in ρ cannot resolve in float64; the check near θ = 0 refuses it), the
 chaotic phase at depth (a boundary layer at θ → 0), end intervals needed at a variance above
-:data:`Q_END_MAX`, or an estimate above :data:`TABLE_TOL`.  Closed forms with Φ₂ (Owen's T: ELU) use
-this numeric table too (their 60-digit mpmath recursion would take minutes).
+:data:`Q_END_MAX`, or an estimate above :data:`TABLE_TOL`.
 """
 from __future__ import annotations
 
@@ -435,11 +434,11 @@ def unit_table(act, dual, net, r: float, dim: int) -> UnitTable | None:
 def _build(act, dual, net, r, dim) -> UnitTable | None:
     from types import SimpleNamespace
 
-    from .codegen.interpolant import MP_DEPTH, mp_angle_table, mp_recursion, slow_in_mpmath
+    from .codegen.interpolant import MP_DEPTH, mp_angle_table, mp_recursion
     from .network import recursion
     if dual.kdot_distributional:
         return None
-    if dual.khat is not None and dual.kdot is not None and not slow_in_mpmath(dual):
+    if dual.khat is not None and dual.kdot is not None:
         if net.depth > MP_DEPTH:
             return None
         try:

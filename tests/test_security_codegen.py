@@ -150,7 +150,8 @@ def test_python_literal_refuses_non_literals(value):
 def test_template_inserts_user_values_only_through_the_filters():
     text = (Path(ntksym.__file__).resolve().parents[1] / "templates" / "kernel_module.py.j2").read_text()
     printed = {"dual_code", "diag_code", "variance_code", "input_code", "hidden_code", "phi_code", "dphi_code",
-               "row", "quad.angle", "quad.angle_w", "quad.radius", "quad.radius_w"}   # printer output, not text
+               "row", "quad.angle", "quad.angle_w", "quad.radius", "quad.radius_w",
+               "series_nodes.z", "series_nodes.z_w"}   # printer output and float literals (_floats), not text
     for expr in re.findall(r"\{\{(.*?)\}\}", text):
         expr = expr.strip()
         assert expr in printed or re.search(r"\| (pyliteral|pytext)$", expr), expr

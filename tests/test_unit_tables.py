@@ -253,23 +253,6 @@ def test_standard_parameterization():
         assert np.max(np.abs(s - s2)) <= tol * np.abs(s2).max() and np.max(np.abs(t - t2)) <= tol * np.abs(t2).max()
 
 
-def test_closed_forms_with_owens_t_take_the_float64_table():
-    """ELU's closed form (Φ₂, Owen's T) would take minutes in the 60-digit recursion: the numeric table is
-    used, and it agrees with the reference recursion."""
-    from ntksym.codegen.interpolant import slow_in_mpmath
-    act = make_activation("elu")
-    dual = dual_kernels(act)
-    if not slow_in_mpmath(dual):
-        pytest.skip("ELU has no Owen's T closed form in this tree")
-    x = unit_rows(15, 5, seed=7)
-    s, t = ntksym.kernel("elu", x, depth=2, sigma_w=1.5, sigma_b=0.1)
-    assert "float64" in tables.last_label
-    i, j = 0, 3
-    rho = float(np.dot(x[i], x[j]) / np.sqrt(np.dot(x[i], x[i]) * np.dot(x[j], x[j])))
-    ref = numeric_chain("elu", rho, 2, 1.5, 0.1)
-    assert abs(s[i, j] - ref[0]) <= 1e-13 * abs(s).max() and abs(t[i, j] - ref[1]) <= 1e-13 * abs(t).max()
-
-
 # ------------------------------------------------------------------ generated modules
 
 def test_generated_module_has_a_table_for_a_numeric_activation():

@@ -30,7 +30,6 @@ import sympy as sp
 from ..derivation import Derivation
 from ..errors import NtksymError
 from ..gaussian.dual import C, Q1, Q2, DualKernels
-from ..gaussian.owen import BivariateNormalCDF
 from ..kernels import stable_form
 from ..network import recursion
 from .interpolant import AngleTable, angle_table
@@ -132,10 +131,7 @@ def scaled_form(expr: sp.Expr, degrees: dict) -> tuple[sp.Expr, bool]:
 def dual_parts(d: Derivation):
     """(code, route, accuracy, rule, homogeneous) of ``dual(xp, q1, q2, c) -> (Σ̂, Σ̇)``."""
     dual = d.dual
-    # Φ₂ closed forms (issue 13, ntksym.gaussian.halfline) have no module-side evaluator yet: the module
-    # keeps the verified quadrature for them
-    printable = not any(e.has(BivariateNormalCDF) for e in (dual.khat, dual.kdot) if e is not None)
-    if dual.khat is not None and dual.kdot is not None and printable:
+    if dual.khat is not None and dual.kdot is not None:
         degrees = {Q1: 1, Q2: 1, C: 1, DET: 2}
         forms = [scaled_form(_det_radicands(stable_form(e)), degrees) for e in (dual.khat, dual.kdot)]
         exprs = [f for f, _ in forms]

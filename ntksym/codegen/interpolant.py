@@ -65,13 +65,7 @@ def _mp_modules():
 
     def asin(t):
         return mpmath.asin(max(-1, min(1, t)))
-    extra = {}
-    try:   # Φ₂ (Owen's T) of the half-line exp-poly closed forms (ELU, SELU, ...)
-        from ..gaussian.owen import mpmath_modules
-        extra = mpmath_modules()
-    except ImportError:
-        pass
-    return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t))), **extra}, "mpmath"]
+    return [{"sqrt": sqrt, "asin": asin, "acos": lambda t: mpmath.acos(max(-1, min(1, t)))}, "mpmath"]
 
 
 MP_SOURCE = "the recursion evaluated in 60-digit mpmath"
@@ -172,7 +166,7 @@ def angle_table(d: Derivation) -> AngleTable | None:
     the table's ``max_error``."""
     if d.network.parameterization != "ntk" or d.dual.kdot_distributional:
         return None    # Σ̇ infinite at ρ = ±1 (step, sign): no bounded table
-    if d.dual.khat is None or d.dual.kdot is None or slow_in_mpmath(d.dual):
+    if d.dual.khat is None or d.dual.kdot is None:
         from ..tables import numeric_angle_table
         return numeric_angle_table(d.activation, d.dual, d.network, 1.0, 1)
     if d.network.depth > MP_DEPTH:
@@ -181,16 +175,6 @@ def angle_table(d: Derivation) -> AngleTable | None:
         return mp_angle_table(mp_recursion(d), 1.0, 1)
     except (ArithmeticError, ValueError, TypeError, NameError):   # a pole or overflow of the recursion on
         return None                                                # [-1, 1], or no mpmath form: no table
-
-
-def slow_in_mpmath(dual) -> bool:
-    """Closed forms with Φ₂ (Owen's T: ELU, SELU, ...) cost ~0.1 s per 60-digit recursion point (a table
-    takes minutes): they get the float64 numeric table instead."""
-    try:
-        from ..gaussian.owen import BivariateNormalCDF
-    except ImportError:
-        return False
-    return any(e is not None and e.has(BivariateNormalCDF) for e in (dual.khat, dual.kdot))
 
 
 def mp_angle_table(f, r: float, dim: int) -> AngleTable | None:

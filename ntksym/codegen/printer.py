@@ -87,8 +87,6 @@ class ArrayCodePrinter(PythonCodePrinter):
         name = type(expr).__name__
         if name == "SafeSqrt":
             return f"_safe_sqrt(xp, {self._print(expr.args[0])}, {self._print(expr.args[1])})"
-        if name == "BivariateNormalCDF":   # Φ₂ (ntksym.gaussian.owen): the module's _bvn
-            return f"_bvn(xp, {', '.join(self._print(a) for a in expr.args)})"
         _identifier(name, "function")
         return super()._print_Function(expr)
 

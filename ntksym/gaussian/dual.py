@@ -6,17 +6,14 @@ Rules, tried in order (each result records its route):
 1. ``exp-poly``: φ is exp-polynomial on the whole line (polynomials, exp, sin,
    cos, Gaussian, ...): the bivariate tilted-Gaussian formula of
    :mod:`ntksym.gaussian.moments`, no integration at all.
-2. ``exp-poly pieces`` (opt-in: ``derive_dual(..., exact_pieces=True)``): φ is p(x)·e^{ax} (sums of such) on x < 0 and on x > 0, with some a ≠ 0 (ELU,
-   SELU, CELU, ...): closed forms in the bivariate normal CDF Φ₂ (Owen's T), by an exponential tilt
-   and Stein's identity on quadrants (:mod:`ntksym.gaussian.halfline`).
-3. ``price``: Price's theorem, ∂ⁿ/∂cⁿ E[φ(u)φ(v)] = E[φ⁽ⁿ⁾(u)φ⁽ⁿ⁾(v)]
+2. ``price``: Price's theorem, ∂ⁿ/∂cⁿ E[φ(u)φ(v)] = E[φ⁽ⁿ⁾(u)φ⁽ⁿ⁾(v)]
    (distributional derivatives).  Find the least n at which the right side
    is elementary — φ⁽ⁿ⁾ = J·δ(x) (ReLU family: n = 2; step, sign: n = 1) gives
    J²/(2π√(q₁q₂ − c²)); φ⁽ⁿ⁾ a single Gaussian tilt p(x)e^{bx²} (erf: n = 1,
    GELU: n = 2) gives the tilted formula — then integrate n times in c
    (:mod:`ntksym.gaussian.cform`) from K_j(0) = E[φ⁽ʲ⁾(u)]·E[φ⁽ʲ⁾(v)], which are
    Hermite coefficients of φ(√q ·) (:mod:`ntksym.gaussian.hermite`).
-4. otherwise no closed form: numeric evaluation by 2-D Gauss–Hermite
+3. otherwise no closed form: numeric evaluation by 2-D Gauss–Hermite
    quadrature (:func:`gauss_hermite_dual`), labelled as such, and, at unit
    variances, the Hermite series Σ μ_k² ρ^k with a rigorous tail bound.
 
@@ -46,12 +43,11 @@ import sympy as sp
 from ..bounded import time_limit
 from ..errors import ActivationError, DerivationTimeout, NtksymError
 from .cform import CForm
-from . import halfline
 from .expclass import as_exp_poly
 from .hermite import NoClosedForm, exact_coefficients, tidy
 from .integrability import Refused, ae_derivative, analyse
 from .moments import bivariate_expectation
-from .pieces import NONSMOOTH, NotPiecewiseSmooth, split
+from .pieces import NotPiecewiseSmooth, split
 
 Q1, Q2 = sp.symbols("q1 q2", positive=True)
 C = sp.Symbol("c", real=True)
@@ -91,15 +87,11 @@ class DualKernels:
 
 
 @functools.lru_cache(maxsize=128)
-def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS, derivative: str = "ae",
-                exact_pieces: bool = False) -> DualKernels:
+def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS, derivative: str = "ae") -> DualKernels:
     """Derive Σ̂ and Σ̇ for φ = ``expr`` (parameters already substituted).
 
     ``derivative`` is the convention of φ' in Σ̇ = E[φ'(u)φ'(v)] (module docstring): ``"ae"``
     (default) or ``"distributional"``; they differ only for φ with jumps.
-    ``exact_pieces`` enables rule 2 (exp-poly pieces, Φ₂ closed forms; opt-in for now: its
-    float64-trusted range is probed against mpmath Φ₂ on first use, ~30 s per activation, and the
-    edge-of-chaos search in mpmath takes minutes, while the default numeric route is fast).
     Results are cached per expression: the derivation is pure, and the series,
     spectrum and kernel routes all start from it.  φ' must be square-integrable
     (else Σ̇ and the NTK are infinite): ActivationError otherwise.  The distributional Σ̇ of
@@ -117,7 +109,7 @@ def derive_dual(expr: sp.Expr, x: sp.Symbol, seconds: float = SECONDS, derivativ
     try:
         with time_limit(seconds, "dual-kernel derivation"):
             jumps = jump_points(expr, x)
-            dual = _derive(expr, x, exact_pieces)
+            dual = _derive(expr, x)
             if jumps:
                 dual = _with_convention(dual, expr, x, jumps, derivative)
     except DerivationTimeout as exc:
@@ -201,7 +193,7 @@ def _ae_kernel(g, x) -> tuple[sp.Expr | None, str]:
     return dual.khat, dual.route_hat[len("exact: "):] if dual.route_hat.startswith("exact: ") else dual.route_hat
 
 
-def _derive(expr, x, exact_pieces: bool = False) -> DualKernels:
+def _derive(expr, x) -> DualKernels:
     whole = as_exp_poly(expr, x)
     if whole is not None:
         dwhole = as_exp_poly(sp.diff(expr, x), x)
@@ -209,30 +201,11 @@ def _derive(expr, x, exact_pieces: bool = False) -> DualKernels:
         khat = tidy(bivariate_expectation(whole, whole, Q1, Q2, C), 3)
         kdot = tidy(bivariate_expectation(dwhole, dwhole, Q1, Q2, C), 3)
         return DualKernels(_real_form(khat), _real_form(kdot), route, route)
-    half = _halfline(expr, x) if exact_pieces else None
-    if half is not None:
-        return half
     try:
         return _price(expr, x)
     except (NoClosedForm, NotPiecewiseSmooth, ValueError) as exc:
         why = f"numeric: 2-D Gauss–Hermite quadrature (no closed form: {exc})"
         return DualKernels(None, None, why, why)
-
-
-def _halfline(expr, x) -> DualKernels | None:
-    """Rule 2 (:mod:`ntksym.gaussian.halfline`): exp-polynomial pieces on x < 0 and x > 0, in closed form
-    with the bivariate normal CDF; None when φ is not of that shape.  Σ̇ is None where φ jumps at 0
-    (the convention for the jump is applied by :func:`_with_convention`)."""
-    if not expr.has(*NONSMOOTH):
-        return None
-    try:
-        parts, _ = halfline.halfline_pieces(expr, x)
-        if all(t.a == 0 for _, terms in parts for t in terms):
-            return None    # polynomial pieces (the ReLU family, sign, step): Price's rule is shorter
-        khat, kdot = halfline.derive(expr, x, Q1, Q2, C)
-    except halfline.NotHalfLine:
-        return None
-    return DualKernels(khat, kdot, halfline.ROUTE, halfline.ROUTE if kdot is not None else "")
 
 
 def _real_form(e: sp.Expr) -> sp.Expr:
