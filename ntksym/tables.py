@@ -224,7 +224,7 @@ class EqualVarianceDual:
                 merged = np.empty((m + 1, 2))
                 merged[0::2], merged[1::2] = vals, new[:2].T
                 vals = merged
-            coeffs = _cheb(vals)
+            coeffs = cheb_coefficients(vals)
             tail = float(np.max(np.abs(coeffs[-max(3, m // 4):])))
             if tail <= 0.3 * LAYER_TOL * self.scale:
                 result = (coeffs, tail)
@@ -256,8 +256,9 @@ class EqualVarianceDual:
         return np.array([h, d, e])
 
 
-def _cheb(values: np.ndarray) -> np.ndarray:
-    """Chebyshev coefficients from values at x_j = cos(πj/m), j = 0..m (columns: functions)."""
+def cheb_coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients from values at x_j = cos(πj/m), j = 0..m (type-I DCT; columns: functions).
+    Shared with the generated modules' tables (:mod:`ntksym.codegen.interpolant`)."""
     m = len(values) - 1
     ext = np.concatenate([values, values[-2:0:-1]], axis=0)
     c = np.real(np.fft.fft(ext, axis=0))[: m + 1] / m

@@ -38,6 +38,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation import Derivation
+from ..tables import cheb_coefficients
 
 DPS = 60
 DEGREE = 5
@@ -147,16 +148,6 @@ def _values(f, t_points, r: float = 1.0, dim: int = 1):
     return np.array(out)
 
 
-def _cheb_coeffs(values: np.ndarray) -> np.ndarray:
-    """Chebyshev coefficients from values at t_j = cos(πj/N), j = 0..N (type-I DCT)."""
-    n = len(values) - 1
-    ext = np.concatenate([values, values[-2:0:-1]], axis=0)
-    c = np.real(np.fft.fft(ext, axis=0))[: n + 1] / n
-    c[0] /= 2
-    c[n] /= 2
-    return c
-
-
 def angle_table(d: Derivation) -> AngleTable | None:
     """The panel table of (Σ(ρ), Θ(ρ)) at |x|²/d = 1, or None when it cannot be made accurate.
 
@@ -204,7 +195,7 @@ def chebyshev_table(values, global_tol: float = GLOBAL_TOL, tail_tol: float = 1e
             vals = merged
         if vals is None or not np.all(np.isfinite(vals)):
             return None
-        coeffs = _cheb_coeffs(vals)
+        coeffs = cheb_coefficients(vals)
         scale = np.max(np.abs(vals), axis=0)
         scale[scale == 0] = 1.0   # a kernel ≡ 0 in float64 (φ ≡ 0, or a tiny one): absolute errors
         tail = np.max(np.abs(coeffs[-max(4, n // 8):]), axis=0)
